@@ -1,0 +1,317 @@
+"""Start MiniStack with small fidelity fixes, so the stack behaves locally as it does on AWS.
+
+Each fix restores one AWS behaviour that the product relies on (see ../README.md, "Local AWS").
+MiniStack is pinned (requirements.txt); every internal a fix touches is fingerprinted below, and a
+MiniStack whose internals differ stops here with a clear error instead of running unfaithfully.
+Product code never special-cases the emulator: these fixes are the only place that knows.
+
+Usage: python ministack_faithful.py            (GATEWAY_PORT, BIND_HOST, TTL_REAPER_INTERVAL_SECONDS)
+       python ministack_faithful.py --check    (verify the fingerprints and exit)
+       python ministack_faithful.py --fingerprints (print them, to re-pin after reviewing an upgrade)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import inspect
+import logging
+import os
+import sys
+import threading
+import time
+from importlib.metadata import version
+
+PINNED_VERSION = "1.5.33"
+
+# sha256 of the source of every MiniStack function a fix replaces, wraps or relies on.
+FINGERPRINTS = {
+    "dynamodb._ttl_reaper": "66841bfd60279dd7a992068c2507c2fce8791c33c4a28d754b2e66a819cf0933",
+    "dynamodb._emit_stream_event": "8568d0446f26eaba3f9c3b344c3451cf0684981c8207d7df50da03164495b21b",
+    "dynamodb._build_change_record": "45f604ee477218c38962119da32482c17974d070e1a9887f64273c46570bc4a7",
+    "dynamodb._remove_item": "5cce50c99688dab8a5219d2e4bbcd06fc3b74c932d6aa6b47db5afc614203a1e",
+    "dynamodb._update_ttl": "e8243a4fbbb8997d50df7a01ceccf9841238b74356b22756a0c1cd71c8dc1056",
+    "provisioners._ddb_create": "277586e016c693bd24c48e035ce2462bc8a6a2a7bad88531b3282eb881aa2d8d",
+    "provisioners._ddb_update": "0665980ffdd064916e0e92c990a498d09b787ca0c11a08a77293773f9fe80bc7",
+    "lambda_runtime.ProvidedWorker._build_handler_class": "806d5b8e506093e3c5822e742c2df98e9b7626ac3001c470086a19d17958dbaa",
+    "lambda_runtime.Worker._drain_stderr_bounded": "3fd7cc742872e604e4937310429a4021719467dd7d2993734c4331c01e4427ab",
+    "lambda_runtime.ProvidedWorker.invoke": "00d96a1a25c6146afbac3d89105a4ae630523b6c5a112e49c3da3783487a8fe3",
+    "lambda_svc._provided_worker_env": "8cccaed6a6d8792afe3d2840bbe7f59d1b66365f92505f340545a5aef203b3f3",
+}
+
+TTL_REAPER_THREAD = "dynamodb-ttl-reaper"
+# The identity AWS puts on the stream record of a TTL delete. Consumers filter on it.
+TTL_SERVICE_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+# AWS ignores TTL values more than five years in the past (they are taken as milliseconds etc.).
+TTL_MAX_AGE_SECONDS = 5 * 365 * 24 * 3600
+
+log = logging.getLogger("ministack_faithful")
+
+
+class FidelityError(SystemExit):
+    def __init__(self, message: str):
+        super().__init__(f"ministack_faithful: {message}\n"
+                         f"  The fidelity fixes were written for ministack {PINNED_VERSION}; "
+                         "re-check them before changing the pin.")
+
+
+def _import_ministack_without_its_ttl_reaper():
+    """Import MiniStack's DynamoDB service with its own TTL reaper thread left unstarted.
+
+    The thread starts at import time, so it is skipped by name while the module loads."""
+    real_start = threading.Thread.start
+
+    def start(thread: threading.Thread):
+        if thread.name != TTL_REAPER_THREAD:
+            real_start(thread)
+
+    threading.Thread.start = start
+    try:
+        from ministack.services import dynamodb  # noqa: F401  (starts nothing else we skip)
+    finally:
+        threading.Thread.start = real_start
+    if any(t.name == TTL_REAPER_THREAD for t in threading.enumerate()):
+        raise FidelityError("MiniStack's own TTL reaper started anyway")
+
+
+def _modules():
+    from ministack import app
+    from ministack.core import lambda_runtime
+    from ministack.core import responses
+    from ministack.services import dynamodb
+    from ministack.services.cloudformation import provisioners
+    return app, lambda_runtime, responses, dynamodb, provisioners
+
+
+def _lambda_service():
+    from ministack.services import lambda_svc
+    return lambda_svc
+
+
+def _fingerprint(obj) -> str:
+    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()
+
+
+def _relied_on():
+    _, lambda_runtime, _, dynamodb, provisioners = _modules()
+    return {
+        "dynamodb._ttl_reaper": dynamodb._ttl_reaper,
+        "dynamodb._emit_stream_event": dynamodb._emit_stream_event,
+        "dynamodb._build_change_record": dynamodb._build_change_record,
+        "dynamodb._remove_item": dynamodb._remove_item,
+        "dynamodb._update_ttl": dynamodb._update_ttl,
+        "provisioners._ddb_create": provisioners._ddb_create,
+        "provisioners._ddb_update": provisioners._ddb_update,
+        "lambda_runtime.ProvidedWorker._build_handler_class": lambda_runtime.ProvidedWorker._build_handler_class,
+        "lambda_runtime.Worker._drain_stderr_bounded": lambda_runtime.Worker._drain_stderr_bounded,
+        "lambda_runtime.ProvidedWorker.invoke": lambda_runtime.ProvidedWorker.invoke,
+        "lambda_svc._provided_worker_env": _lambda_service()._provided_worker_env,
+    }
+
+
+def check_fingerprints():
+    installed = version("ministack")
+    if installed != PINNED_VERSION:
+        raise FidelityError(f"ministack {installed} is installed, {PINNED_VERSION} is pinned")
+    for name, obj in _relied_on().items():
+        if _fingerprint(obj) != FINGERPRINTS[name]:
+            raise FidelityError(f"{name} is not the code the fixes were written against")
+
+
+# --- Fix 1: TTL deletes emit REMOVE stream records with the TTL service identity ---------------
+# AWS: "Items deleted by TTL appear in DynamoDB Streams as service deletions" with userIdentity
+# {type: Service, principalId: dynamodb.amazonaws.com}. MiniStack's reaper removed items silently,
+# so no TTL-expiry consumer could ever run. Only Number TTL attributes count, as on AWS.
+# --- Fix 2: a configurable reaper interval (MiniStack sleeps a fixed 60 s) ----------------------
+# AWS gives no bound ("typically within a few days"); locally a short interval keeps tests fast.
+# The deletes run on MiniStack's event loop, where its API handlers run, so a TTL delete is atomic
+# with respect to every other write, as a TTL delete is on AWS.
+
+_ttl_delete = contextvars.ContextVar("ttl_delete", default=False)
+
+
+def _install_ttl_stream_identity():
+    _, _, _, dynamodb, _ = _modules()
+    build_change_record = dynamodb._build_change_record
+
+    def build_change_record_with_identity(*args, **kwargs):
+        record = build_change_record(*args, **kwargs)
+        if _ttl_delete.get():
+            record["userIdentity"] = dict(TTL_SERVICE_IDENTITY)
+        return record
+
+    dynamodb._build_change_record = build_change_record_with_identity
+
+
+def reap_expired_items(now: float | None = None) -> int:
+    """Delete every expired item of every TTL-enabled table, emitting a service-identity REMOVE."""
+    _, _, responses, dynamodb, _ = _modules()
+    now = time.time() if now is None else now
+    reaped = 0
+    with dynamodb._lock:
+        for (account_id, region, table_name), setting in list(dynamodb._ttl_settings.all_items()):
+            attr = setting.get("AttributeName")
+            if setting.get("TimeToLiveStatus") != "ENABLED" or not attr:
+                continue
+            table = dynamodb._tables.get_scoped(account_id, region, table_name)
+            if not table:
+                continue
+            for pk_val, sk_map in list(table["items"].items()):
+                for sk_val, item in list(sk_map.items()):
+                    try:
+                        expires = float((item.get(attr) or {})["N"])
+                    except (KeyError, TypeError, ValueError):
+                        continue  # not a Number: AWS never expires it
+                    if not (now - TTL_MAX_AGE_SECONDS <= expires <= now):
+                        continue
+                    old_item = dynamodb._remove_item(table, pk_val, sk_val)
+                    if old_item is None:
+                        continue
+                    scope = (responses._request_account_id.set(account_id),
+                             responses._request_region.set(region), _ttl_delete.set(True))
+                    try:
+                        dynamodb._emit_stream_event(table_name, "REMOVE", old_item, None)
+                    finally:
+                        _ttl_delete.reset(scope[2])
+                        responses._request_region.reset(scope[1])
+                        responses._request_account_id.reset(scope[0])
+                    reaped += 1
+    return reaped
+
+
+def _start_ttl_reaper(interval: float):
+    app = _modules()[0]
+
+    async def reap_on_loop():
+        return reap_expired_items()
+
+    def loop_forever():
+        while True:
+            time.sleep(interval)
+            loop = app._MAIN_LOOP
+            if loop is None:
+                continue
+            try:
+                reaped = asyncio.run_coroutine_threadsafe(reap_on_loop(), loop).result(timeout=30)
+                if reaped:
+                    log.info("TTL reaper deleted %d expired item(s)", reaped)
+            except Exception:  # keep reaping; one bad pass must not stop expiry for good
+                log.exception("TTL reaper pass failed")
+
+    threading.Thread(target=loop_forever, daemon=True, name="faithful-ttl-reaper").start()
+
+
+# --- Fix 3: TimeToLiveSpecification in a template enables TTL ----------------------------------
+# AWS::DynamoDB::Table's TimeToLiveSpecification is ignored by MiniStack's provisioner, so TTL stayed
+# DISABLED after deploy. Apply it after create and update through MiniStack's own UpdateTimeToLive.
+
+def _install_template_ttl():
+    _, _, _, dynamodb, provisioners = _modules()
+    handlers = provisioners._RESOURCE_HANDLERS["AWS::DynamoDB::Table"]
+
+    def apply_ttl(table_name: str, props: dict):
+        spec = props.get("TimeToLiveSpecification")
+        if not spec:
+            return
+        enabled = str(spec.get("Enabled", False)).lower() == "true"
+        status, _, body = dynamodb._update_ttl({
+            "TableName": table_name,
+            "TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": spec.get("AttributeName", "")},
+        })
+        if status >= 400:
+            raise ValueError(f"TimeToLiveSpecification of {table_name}: {body!r}")
+
+    create, update = handlers["create"], handlers["update"]
+
+    def create_with_ttl(logical_id, props, stack_name):
+        physical_id, attrs = create(logical_id, props, stack_name)
+        apply_ttl(physical_id, props)
+        return physical_id, attrs
+
+    def update_with_ttl(physical_id, old_props, new_props, stack_name, logical_id=None):
+        result = update(physical_id, old_props, new_props, stack_name, logical_id)
+        apply_ttl(result[0] if isinstance(result, tuple) else physical_id, new_props)
+        return result
+
+    handlers["create"], handlers["update"] = create_with_ttl, update_with_ttl
+
+
+# --- Fix 4: no Nagle stall on the Lambda Runtime API -------------------------------------------
+# MiniStack writes the /next response (headers, then body) in two sends; with Nagle's algorithm and
+# the client's delayed ACK every invocation stalled ~40 ms. AWS's Runtime API has no such stall.
+
+def _install_runtime_api_nodelay():
+    _, lambda_runtime, _, _, _ = _modules()
+    build = lambda_runtime.ProvidedWorker._build_handler_class
+
+    def build_without_nagle(self, *args, **kwargs):
+        handler_class = build(self, *args, **kwargs)
+        handler_class.disable_nagle_algorithm = True  # socketserver sets TCP_NODELAY in setup()
+        return handler_class
+
+    lambda_runtime.ProvidedWorker._build_handler_class = build_without_nagle
+
+
+# --- Fix 5: no 50 ms wait for stderr after each invocation -------------------------------------
+# After a response MiniStack waited up to 50 ms for the function's first stderr line before
+# answering; a function that logs to stdout (ours) paid it on every call. AWS returns the response
+# as soon as the runtime posts it; log delivery is asynchronous. Lines still in flight are kept and
+# collected with the next invocation's log.
+
+def _install_prompt_response():
+    _, lambda_runtime, _, _, _ = _modules()
+    drain = lambda_runtime.Worker._drain_stderr_bounded
+
+    def drain_what_is_there(self, first_line_wait=0.0, idle_confirm=0.002, hard_cap=0.05):
+        return drain(self, first_line_wait=0.0, idle_confirm=idle_confirm, hard_cap=hard_cap)
+
+    lambda_runtime.ProvidedWorker._drain_stderr_bounded = drain_what_is_there
+
+
+# --- Fix 6: a function's LoggingConfig reaches its runtime ----------------------------------------
+# Lambda's advanced logging controls hand LoggingConfig to the runtime as AWS_LAMBDA_LOG_FORMAT and
+# AWS_LAMBDA_LOG_LEVEL (JSON format only); MiniStack kept them in the config, so logs came out as text.
+
+def _install_logging_config_env():
+    lambda_svc = _lambda_service()
+    worker_env = lambda_svc._provided_worker_env
+
+    def worker_env_with_logging_config(config: dict, code_dir: str, port: int) -> dict:
+        env = worker_env(config, code_dir, port)
+        logging_config = config.get("LoggingConfig") or {}
+        if str(logging_config.get("LogFormat", "")).upper() == "JSON":
+            env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+            if logging_config.get("ApplicationLogLevel"):
+                env["AWS_LAMBDA_LOG_LEVEL"] = logging_config["ApplicationLogLevel"]
+        return env
+
+    lambda_svc._provided_worker_env = worker_env_with_logging_config
+
+
+def main():
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _import_ministack_without_its_ttl_reaper()
+    if "--fingerprints" in sys.argv[1:]:  # for re-pinning after a reviewed upgrade
+        for name, obj in _relied_on().items():
+            print(name, _fingerprint(obj))
+        return
+    check_fingerprints()
+    if "--check" in sys.argv[1:]:
+        print(f"ministack {PINNED_VERSION}: every fidelity fix applies")
+        return
+    interval = float(os.environ.get("TTL_REAPER_INTERVAL_SECONDS", "1"))
+    _install_ttl_stream_identity()
+    _install_template_ttl()
+    _install_runtime_api_nodelay()
+    _install_prompt_response()
+    _install_logging_config_env()
+    _start_ttl_reaper(interval)
+    log.info("fidelity fixes applied (TTL reaper every %.1fs)", interval)
+    from ministack.app import main as ministack_main
+    sys.argv = sys.argv[:1]
+    ministack_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Bring the inventory stack up on a local AWS, and down again.
+
+    python localstack/stack.py up   [--state-dir .local] [--port 4566]
+    python localstack/stack.py down [--state-dir .local]
+
+`up` starts MiniStack with its fidelity fixes (unless AWS_ENDPOINT_URL points at a local AWS that is
+already running, e.g. a LocalStack), packages the release binaries built by cargo, deploys
+template.yaml with CloudFormation, seeds the demo catalogue and writes <state-dir>/stack.json.
+Running it again updates the stack in place. The integration tests use the same functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+from cfnlint.decode import cfn_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+SEED = Path(__file__).resolve().parent / "seed.json"
+LAUNCHER = Path(__file__).resolve().parent / "ministack_faithful.py"
+RELEASE_DIR = ROOT / "target" / "release"
+STACK_NAME = "inventory"
+REGION = "us-east-1"
+ARTIFACT_BUCKET = "inventory-artifacts"
+# Local credentials only; MiniStack accepts any.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": REGION}
+
+
+def step(message: str):
+    print(f"==> {message}", flush=True)
+
+
+# --- the local AWS ------------------------------------------------------------------------------
+
+def healthy(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/_ministack/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def start_ministack(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0) -> str:
+    """Starts MiniStack (with fidelity fixes) on 127.0.0.1:port in the background; returns its endpoint."""
+    endpoint = f"http://127.0.0.1:{port}"
+    pid_file = state_dir / "ministack.pid"
+    if healthy(endpoint):
+        if pid_file.exists():
+            return endpoint
+        raise SystemExit(f"port {port} is taken by something this tool did not start; stop it or pick --port")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ, **LOCAL_CREDENTIALS,
+        "GATEWAY_PORT": str(port),
+        "BIND_HOST": "127.0.0.1",
+        # The functions inherit this environment: their SDK clients must call the local AWS.
+        "AWS_ENDPOINT_URL": endpoint,
+        "TTL_REAPER_INTERVAL_SECONDS": str(ttl_reaper_interval),
+        "LOG_LEVEL": "INFO",
+        # MiniStack's IoT broker would take port 8883 on every interface; two stacks would collide.
+        "IOT_MTLS_ENABLED": "0",
+    }
+    log = open(state_dir / "ministack.log", "ab")
+    process = subprocess.Popen([sys.executable, str(LAUNCHER)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, start_new_session=True, cwd=state_dir)
+    pid_file.write_text(str(process.pid))
+    deadline = time.monotonic() + 30
+    while not healthy(endpoint):
+        if process.poll() is not None:
+            raise SystemExit(f"MiniStack exited with {process.returncode}; see {state_dir / 'ministack.log'}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"MiniStack not healthy after 30 s; see {state_dir / 'ministack.log'}")
+        time.sleep(0.1)
+    return endpoint
+
+
+def stop_ministack(state_dir: Path) -> bool:
+    pid_file = state_dir / "ministack.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text())
+    try:
+        os.killpg(pid, signal.SIGTERM)  # the launcher and the function processes it started
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def clients(endpoint: str):
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    config = BotoConfig(retries={"max_attempts": 3, "mode": "standard"})
+    return lambda service: session.client(service, endpoint_url=endpoint, config=config)
+
+
+# --- package and deploy ----------------------------------------------------------------------------
+
+def load_template() -> dict:
+    return json.loads(json.dumps(cfn_yaml.loads(TEMPLATE.read_text())))
+
+
+def functions_in(template: dict) -> dict[str, str]:
+    """Logical id -> cargo binary name, for every function in the template."""
+    return {
+        logical_id: resource["Metadata"]["BuildProperties"]["Binary"]
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def bootstrap_zip(binary: Path) -> bytes:
+    """The binary as `bootstrap`, executable, with fixed timestamps so equal code gives an equal zip."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = 0o100755 << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(info, binary.read_bytes())
+    return buffer.getvalue()
+
+
+def package(template: dict, s3) -> dict:
+    """Uploads each function's zip under a content hash and points its CodeUri there."""
+    try:
+        s3.create_bucket(Bucket=ARTIFACT_BUCKET)
+    except ClientError as err:
+        if err.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    for logical_id, binary_name in functions_in(template).items():
+        binary = RELEASE_DIR / binary_name
+        if not binary.exists():
+            raise SystemExit(f"{binary} is missing: run `cargo build --release` first (make does)")
+        code = bootstrap_zip(binary)
+        key = f"{binary_name}-{hashlib.sha256(code).hexdigest()[:16]}.zip"
+        s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=code)
+        template["Resources"][logical_id]["Properties"]["CodeUri"] = {"Bucket": ARTIFACT_BUCKET, "Key": key}
+    return template
+
+
+def deploy(cloudformation, template: dict, parameters: dict[str, str]) -> dict[str, str]:
+    """Creates or updates the stack and waits for it; returns its outputs."""
+    request = dict(
+        StackName=STACK_NAME,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
+    try:
+        cloudformation.describe_stacks(StackName=STACK_NAME)
+        exists = True
+    except ClientError:
+        exists = False
+    try:
+        (cloudformation.update_stack if exists else cloudformation.create_stack)(**request)
+    except ClientError as err:
+        if "No updates are to be performed" not in str(err):
+            raise
+    deadline = time.monotonic() + 300
+    while True:
+        stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+        status = stack["StackStatus"]
+        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+            return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        if status.endswith("FAILED") or "ROLLBACK" in status or time.monotonic() > deadline:
+            events = cloudformation.describe_stack_events(StackName=STACK_NAME)["StackEvents"]
+            reasons = [f"  {e['LogicalResourceId']}: {e.get('ResourceStatusReason')}" for e in events
+                       if e.get("ResourceStatusReason")][:10]
+            raise SystemExit(f"deploy ended in {status}:\n" + "\n".join(reasons))
+        time.sleep(0.5)
+
+
+def seed(dynamodb, table: str) -> list[dict]:
+    """Creates the demo items that do not exist yet; a re-run keeps whatever the stock is now."""
+    catalogue = json.loads(SEED.read_text())["products"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for product in catalogue:
+        for warehouse in product["warehouses"]:
+            item = {
+                "product_id": {"S": product["product_id"]},
+                "warehouse_id": {"S": warehouse["warehouse_id"]},
+                "stock_count": {"N": str(warehouse["stock_count"])},
+                "reserved_count": {"N": "0"},
+                "available_count": {"N": str(warehouse["stock_count"])},
+                "threshold_level": {"N": str(warehouse["threshold_level"])},
+                "version": {"N": "1"},
+                "last_updated": {"S": now},
+            }
+            try:
+                dynamodb.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(product_id)")
+            except ClientError as err:
+                if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+    return catalogue
+
+
+def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0) -> dict:
+    """The whole bring-up; returns what it writes to <state-dir>/stack.json."""
+    started = time.monotonic()
+    external = os.environ.get("AWS_ENDPOINT_URL")
+    if external:
+        endpoint = external.rstrip("/")
+        step(f"using the local AWS at {endpoint} (AWS_ENDPOINT_URL)")
+    else:
+        step(f"starting MiniStack with fidelity fixes on 127.0.0.1:{port}")
+        endpoint = start_ministack(state_dir, port, ttl_reaper_interval)
+    client = clients(endpoint)
+    step("packaging functions")
+    template = package(load_template(), client("s3"))
+    step(f"deploying stack '{STACK_NAME}'")
+    outputs = deploy(client("cloudformation"), template, {"Architecture": "x86_64"})
+    step("seeding the demo catalogue")
+    catalogue = seed(client("dynamodb"), outputs["StockTableName"])
+    stack = {
+        "endpoint": endpoint,
+        "region": REGION,
+        "stack_name": STACK_NAME,
+        "api_id": outputs["ApiId"],
+        # The local AWS serves every API under one port; on AWS this is outputs["ApiUrl"].
+        "api_url": f"{endpoint}/_aws/execute-api/{outputs['ApiId']}/{outputs['StageName']}",
+        "stock_table": outputs["StockTableName"],
+        "reservations_table": outputs["ReservationsTableName"],
+        "stock_stream_arn": outputs["StockStreamArn"],
+        "reservations_stream_arn": outputs["ReservationsStreamArn"],
+        "demo_products": [p["product_id"] for p in catalogue],
+    }
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "stack.json").write_text(json.dumps(stack, indent=2) + "\n")
+    step(f"stack ready in {time.monotonic() - started:.1f} s")
+    return stack
+
+
+def print_welcome(stack: dict, state_dir: Path):
+    api = stack["api_url"]
+    product = stack["demo_products"][0]
+    print(f"""
+Inventory stack is up.
+  API:          {api}
+  Local AWS:    {stack['endpoint']}  (region {stack['region']}, any credentials)
+  Stack file:   {state_dir / 'stack.json'}
+
+Try:
+  curl -s {api}/inventory/{product}
+  curl -s '{api}/inventory/{product}?warehouse_id=main'
+  curl -s {api}/inventory/NO-SUCH-SKU
+
+Stop it with: make down
+""")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "4566")))
+    args = parser.parse_args()
+    if args.command == "up":
+        stack = up(args.state_dir, args.port, float(os.environ.get("TTL_REAPER_INTERVAL_SECONDS", "1")))
+        print_welcome(stack, args.state_dir)
+    else:
+        print("stopped MiniStack" if stop_ministack(args.state_dir) else "nothing to stop (no pid file)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+//! API Gateway HTTP API (payload format 2.0) on one side, domain results on the other.
+//! Every handler goes through [`respond`], so every response has the same shape and headers.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{InventoryError, RETRY_AFTER_SECONDS};
+
+pub type Request = ApiGatewayV2httpRequest;
+pub type Response = ApiGatewayV2httpResponse;
+
+/// API Gateway's id for the request (the one in its access logs); the Lambda request id otherwise.
+pub fn request_id(request: &Request, lambda_request_id: &str) -> String {
+    request.request_context.request_id.clone().unwrap_or_else(|| lambda_request_id.to_owned())
+}
+
+/// A path parameter the route guarantees; its absence means the route and the handler disagree.
+pub fn path_param<'a>(request: &'a Request, name: &'static str) -> Result<&'a str, InventoryError> {
+    request
+        .path_parameters
+        .get(name)
+        .map(String::as_str)
+        .ok_or_else(|| InventoryError::internal(format!("route has no path parameter {name}")))
+}
+
+/// Refuses query parameters the route does not take, so a typo is an error rather than ignored.
+pub fn query_params<'a>(request: &'a Request, allowed: &[&'static str]) -> Result<QueryParams<'a>, InventoryError> {
+    let params = &request.query_string_parameters;
+    for (name, _) in params.iter() {
+        if !allowed.contains(&name) {
+            let expected = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
+            return Err(InventoryError::invalid("query", format!("unknown query parameter '{name}' (accepted: {expected})")));
+        }
+    }
+    Ok(QueryParams(request))
+}
+
+pub struct QueryParams<'a>(&'a Request);
+
+impl QueryParams<'_> {
+    /// The parameter's value; a parameter given twice is refused rather than guessed at.
+    pub fn single(&self, name: &'static str) -> Result<Option<&str>, InventoryError> {
+        match self.0.query_string_parameters.all(name) {
+            None => Ok(None),
+            Some(values) if values.len() == 1 => Ok(Some(values[0])),
+            Some(_) => Err(InventoryError::invalid("query", format!("query parameter '{name}' given more than once"))),
+        }
+    }
+}
+
+/// Maps a handler's outcome to the HTTP response: success as JSON with its status, errors as
+/// `{"error":{"code","message","request_id"}}`. Every response carries `x-request-id`.
+pub fn respond<T: Serialize>(outcome: Result<(u16, T), InventoryError>, request_id: &str) -> Response {
+    match outcome {
+        Ok((status, body)) => match serde_json::to_string(&body) {
+            Ok(text) => json_response(status, text, request_id),
+            Err(err) => error_response(&InventoryError::internal(format!("serialising the response: {err}")), request_id),
+        },
+        Err(err) => error_response(&err, request_id),
+    }
+}
+
+fn error_response(err: &InventoryError, request_id: &str) -> Response {
+    match err {
+        InventoryError::Internal { detail } | InventoryError::Unavailable { detail } => {
+            tracing::error!(code = err.code(), detail = %detail, "request failed");
+        }
+        _ => tracing::info!(code = err.code(), reason = %err, "request refused"),
+    }
+    let body = json!({"error": {"code": err.code(), "message": err.to_string(), "request_id": request_id}});
+    let mut response = json_response(err.status(), body.to_string(), request_id);
+    if matches!(err, InventoryError::Unavailable { .. }) {
+        response.headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    response
+}
+
+fn json_response(status: u16, body: String, request_id: &str) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // Request ids come from API Gateway or Lambda (ASCII); a value HeaderValue refuses is skipped.
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", value);
+    }
+    let mut response = Response::default();
+    response.status_code = i64::from(status);
+    response.headers = headers;
+    response.body = Some(Body::Text(body));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_json(response: &Response) -> serde_json::Value {
+        match &response.body {
+            Some(Body::Text(text)) => serde_json::from_str(text).unwrap(),
+            other => panic!("unexpected body {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_have_the_documented_shape_and_status() {
+        let response = respond::<()>(Err(InventoryError::invalid("quantity", "quantity must be positive")), "req-1");
+        assert_eq!(response.status_code, 400);
+        assert_eq!(
+            body_json(&response),
+            json!({"error": {"code": "INVALID_INPUT", "message": "quantity must be positive", "request_id": "req-1"}})
+        );
+        assert_eq!(response.headers["x-request-id"], "req-1");
+        assert_eq!(response.headers[CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn internal_errors_hide_their_detail() {
+        let response = respond::<()>(Err(InventoryError::internal("table arn:aws:... exploded")), "req-2");
+        assert_eq!(response.status_code, 500);
+        let body = body_json(&response);
+        assert_eq!(body["error"]["message"], "internal error");
+        assert!(!body.to_string().contains("arn:aws"));
+    }
+
+    #[test]
+    fn unavailable_is_503_with_retry_after() {
+        let response = respond::<()>(Err(InventoryError::Unavailable { detail: "throttled".into() }), "r");
+        assert_eq!(response.status_code, 503);
+        assert_eq!(response.headers[RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn unknown_query_parameters_are_refused() {
+        let mut request = Request::default();
+        request.query_string_parameters = [("warehouse", "main")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect::<std::collections::HashMap<_, _>>().into();
+        let err = query_params(&request, &["warehouse_id"]).err().unwrap();
+        assert_eq!(err.to_string(), "unknown query parameter 'warehouse' (accepted: warehouse_id)");
+    }
+}

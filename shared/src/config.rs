@@ -1,0 +1,61 @@
+//! Settings read from the environment once per cold start. A missing setting stops the function
+//! at init with a message naming it, rather than failing on the first request.
+
+use std::env;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `inventory-management`: one item per product and warehouse.
+    pub stock_table: String,
+    /// `inventory-reservations`: one item per hold.
+    pub reservations_table: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("missing required environment variable {0}")]
+pub struct MissingSetting(pub &'static str);
+
+impl Config {
+    pub fn from_env() -> Result<Self, MissingSetting> {
+        Self::from_lookup(|name| env::var(name).ok())
+    }
+
+    /// The same as [`Config::from_env`] with the environment passed in, so tests need not mutate
+    /// the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingSetting> {
+        let required = |name: &'static str| {
+            lookup(name)
+                .filter(|value| !value.trim().is_empty())
+                .ok_or(MissingSetting(name))
+        };
+        Ok(Self {
+            stock_table: required("STOCK_TABLE")?,
+            reservations_table: required("RESERVATIONS_TABLE")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_tables() {
+        let config = Config::from_lookup(|name| Some(format!("{name}-value"))).unwrap();
+        assert_eq!(config.stock_table, "STOCK_TABLE-value");
+        assert_eq!(config.reservations_table, "RESERVATIONS_TABLE-value");
+    }
+
+    #[test]
+    fn names_the_missing_setting() {
+        let err = Config::from_lookup(|name| (name != "RESERVATIONS_TABLE").then(|| "t".into())).unwrap_err();
+        assert_eq!(err, MissingSetting("RESERVATIONS_TABLE"));
+        assert_eq!(err.to_string(), "missing required environment variable RESERVATIONS_TABLE");
+    }
+
+    #[test]
+    fn blank_counts_as_missing() {
+        let err = Config::from_lookup(|_| Some("  ".into())).unwrap_err();
+        assert_eq!(err, MissingSetting("STOCK_TABLE"));
+    }
+}

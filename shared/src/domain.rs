@@ -1,0 +1,291 @@
+//! Business rules with no I/O: identifiers, stock levels, status.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InventoryError;
+use crate::limits::{ID_PUNCTUATION, MAX_ID_LEN};
+
+/// Checks an id once at the edge; past this point an id is known to be safe for keys, URLs and logs.
+fn validate_id(field: &'static str, raw: &str) -> Result<String, InventoryError> {
+    let invalid = |why: String| InventoryError::InvalidInput { field, message: why };
+    if raw.is_empty() {
+        return Err(invalid(format!("{field} must not be empty")));
+    }
+    if raw.len() > MAX_ID_LEN {
+        return Err(invalid(format!("{field} must be at most {MAX_ID_LEN} characters")));
+    }
+    if let Some(bad) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || ID_PUNCTUATION.contains(c))) {
+        let shown = if bad.is_control() || bad.is_whitespace() { format!("{:?}", bad) } else { format!("'{bad}'") };
+        return Err(invalid(format!(
+            "{field} may contain only letters, digits and {}; found {shown}",
+            ID_PUNCTUATION.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(" ")
+        )));
+    }
+    Ok(raw.to_owned())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, InventoryError> {
+                validate_id($field, raw).map(Self)
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A product's id (SKU), e.g. `SKU-42`.
+    ProductId,
+    "product_id"
+);
+id_type!(
+    /// A warehouse's id, e.g. `main`; `default` for a shop with one.
+    WarehouseId,
+    "warehouse_id"
+);
+
+/// What a shopper can be told about an item. Computed from *available* units: reserved units are
+/// not for sale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StockStatus {
+    InStock,
+    LowStock,
+    OutOfStock,
+}
+
+impl StockStatus {
+    /// available ≤ 0 → OUT_OF_STOCK; available ≤ threshold → LOW_STOCK; else IN_STOCK.
+    pub fn for_levels(available: i64, threshold: i64) -> Self {
+        if available <= 0 {
+            Self::OutOfStock
+        } else if available <= threshold {
+            Self::LowStock
+        } else {
+            Self::InStock
+        }
+    }
+}
+
+/// The counters of one product in one warehouse, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    pub product_id: ProductId,
+    pub warehouse_id: WarehouseId,
+    pub stock_count: i64,
+    pub reserved_count: i64,
+    pub available_count: i64,
+    pub threshold_level: i64,
+    /// The status the stream consumer last recorded (alert state); never shown as the truth.
+    #[serde(default)]
+    pub status: Option<StockStatus>,
+    #[serde(default)]
+    pub version: i64,
+    #[serde(default)]
+    pub last_updated: String,
+}
+
+/// The figures a shopper or admin sees for a product, or for one of its warehouses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Availability {
+    pub stock_count: i64,
+    pub reserved_count: i64,
+    pub available: i64,
+    pub threshold_level: i64,
+    pub status: StockStatus,
+    pub last_updated: String,
+}
+
+impl Availability {
+    fn of(level: &StockLevel) -> Self {
+        Self {
+            stock_count: level.stock_count,
+            reserved_count: level.reserved_count,
+            available: level.available_count,
+            threshold_level: level.threshold_level,
+            status: StockStatus::for_levels(level.available_count, level.threshold_level),
+            last_updated: level.last_updated.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WarehouseAvailability {
+    pub warehouse_id: WarehouseId,
+    #[serde(flatten)]
+    pub figures: Availability,
+    /// For an admin's `expected_version`.
+    pub version: i64,
+}
+
+/// `GET /inventory/{productId}`: totals over the warehouses, and each warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProductAvailability {
+    pub product_id: ProductId,
+    #[serde(flatten)]
+    pub totals: Availability,
+    pub warehouses: Vec<WarehouseAvailability>,
+}
+
+impl ProductAvailability {
+    /// Sums the warehouses' counters (and thresholds: the product is low when all its warehouses
+    /// together are at or under their combined threshold) and computes status from the sums.
+    /// `None` when there is no warehouse, i.e. the product is unknown.
+    pub fn from_levels(product_id: ProductId, levels: &[StockLevel]) -> Option<Self> {
+        if levels.is_empty() {
+            return None;
+        }
+        let sum = |f: fn(&StockLevel) -> i64| levels.iter().map(f).sum::<i64>();
+        let available = sum(|l| l.available_count);
+        let threshold_level = sum(|l| l.threshold_level);
+        let totals = Availability {
+            stock_count: sum(|l| l.stock_count),
+            reserved_count: sum(|l| l.reserved_count),
+            available,
+            threshold_level,
+            status: StockStatus::for_levels(available, threshold_level),
+            // RFC 3339 UTC timestamps of one format order lexically.
+            last_updated: levels.iter().map(|l| l.last_updated.as_str()).max().unwrap_or_default().to_owned(),
+        };
+        let warehouses = levels
+            .iter()
+            .map(|level| WarehouseAvailability {
+                warehouse_id: level.warehouse_id.clone(),
+                figures: Availability::of(level),
+                version: level.version,
+            })
+            .collect();
+        Some(Self { product_id, totals, warehouses })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(warehouse: &str, stock: i64, reserved: i64, threshold: i64, updated: &str) -> StockLevel {
+        StockLevel {
+            product_id: ProductId::parse("SKU-1").unwrap(),
+            warehouse_id: WarehouseId::parse(warehouse).unwrap(),
+            stock_count: stock,
+            reserved_count: reserved,
+            available_count: stock - reserved,
+            threshold_level: threshold,
+            status: None,
+            version: 3,
+            last_updated: updated.into(),
+        }
+    }
+
+    #[test]
+    fn status_boundaries() {
+        assert_eq!(StockStatus::for_levels(-1, 5), StockStatus::OutOfStock);
+        assert_eq!(StockStatus::for_levels(0, 5), StockStatus::OutOfStock);
+        assert_eq!(StockStatus::for_levels(1, 5), StockStatus::LowStock);
+        assert_eq!(StockStatus::for_levels(5, 5), StockStatus::LowStock);
+        assert_eq!(StockStatus::for_levels(6, 5), StockStatus::InStock);
+        // A zero threshold never reports LOW_STOCK, only out of stock.
+        assert_eq!(StockStatus::for_levels(1, 0), StockStatus::InStock);
+        assert_eq!(StockStatus::for_levels(0, 0), StockStatus::OutOfStock);
+    }
+
+    #[test]
+    fn status_serialises_as_the_api_names_it() {
+        assert_eq!(serde_json::to_string(&StockStatus::LowStock).unwrap(), "\"LOW_STOCK\"");
+        assert_eq!(serde_json::to_string(&StockStatus::OutOfStock).unwrap(), "\"OUT_OF_STOCK\"");
+    }
+
+    #[test]
+    fn ids_accept_the_documented_alphabet() {
+        for ok in ["SKU-42", "a", "main", "eu.west:1_b", &"x".repeat(MAX_ID_LEN)] {
+            assert_eq!(ProductId::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn ids_refuse_empty_long_and_unsafe_input() {
+        let too_long = "x".repeat(MAX_ID_LEN + 1);
+        for bad in ["", too_long.as_str(), "a b", "a/b", "a\u{0}b", "tab\t", "é", "a%20", "<script>"] {
+            let err = ProductId::parse(bad).unwrap_err();
+            assert!(
+                matches!(err, InventoryError::InvalidInput { field: "product_id", .. }),
+                "{bad:?} gave {err:?}"
+            );
+        }
+        let err = WarehouseId::parse("a\u{7}").unwrap_err();
+        assert_eq!(err.to_string(), "warehouse_id may contain only letters, digits and '-' '_' '.' ':'; found '\\u{7}'");
+    }
+
+    #[test]
+    fn ids_validate_when_deserialised() {
+        assert!(serde_json::from_str::<WarehouseId>("\"main\"").is_ok());
+        assert!(serde_json::from_str::<WarehouseId>("\"ma in\"").is_err());
+    }
+
+    #[test]
+    fn totals_sum_warehouses_and_status_uses_available() {
+        let levels = [level("main", 10, 4, 3, "2026-01-01T00:00:00Z"), level("east", 2, 2, 2, "2026-01-02T00:00:00Z")];
+        let view = ProductAvailability::from_levels(ProductId::parse("SKU-1").unwrap(), &levels).unwrap();
+        assert_eq!(view.totals.stock_count, 12);
+        assert_eq!(view.totals.reserved_count, 6);
+        assert_eq!(view.totals.available, 6);
+        assert_eq!(view.totals.threshold_level, 5);
+        assert_eq!(view.totals.status, StockStatus::InStock);
+        assert_eq!(view.totals.last_updated, "2026-01-02T00:00:00Z");
+        assert_eq!(view.warehouses[0].figures.status, StockStatus::LowStock);
+        assert_eq!(view.warehouses[1].figures.status, StockStatus::OutOfStock);
+    }
+
+    #[test]
+    fn stored_status_is_not_trusted() {
+        let mut stale = level("main", 10, 0, 3, "t");
+        stale.status = Some(StockStatus::OutOfStock);
+        let view = ProductAvailability::from_levels(ProductId::parse("SKU-1").unwrap(), &[stale]).unwrap();
+        assert_eq!(view.totals.status, StockStatus::InStock);
+    }
+
+    #[test]
+    fn no_warehouses_means_unknown_product() {
+        assert!(ProductAvailability::from_levels(ProductId::parse("SKU-1").unwrap(), &[]).is_none());
+    }
+
+    #[test]
+    fn response_shape_matches_the_contract() {
+        let view =
+            ProductAvailability::from_levels(ProductId::parse("SKU-1").unwrap(), &[level("main", 7, 2, 5, "t")]).unwrap();
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "product_id": "SKU-1", "stock_count": 7, "reserved_count": 2, "available": 5,
+                "threshold_level": 5, "status": "LOW_STOCK", "last_updated": "t",
+                "warehouses": [{"warehouse_id": "main", "stock_count": 7, "reserved_count": 2, "available": 5,
+                                "threshold_level": 5, "status": "LOW_STOCK", "last_updated": "t", "version": 3}]
+            })
+        );
+    }
+}

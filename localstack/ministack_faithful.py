@@ -16,6 +16,7 @@ import asyncio
 import contextvars
 import hashlib
 import inspect
+import json
 import logging
 import os
 import sys
@@ -37,6 +38,7 @@ FINGERPRINTS = {
     "lambda_runtime.ProvidedWorker._build_handler_class": "806d5b8e506093e3c5822e742c2df98e9b7626ac3001c470086a19d17958dbaa",
     "lambda_runtime.Worker._drain_stderr_bounded": "3fd7cc742872e604e4937310429a4021719467dd7d2993734c4331c01e4427ab",
     "lambda_runtime.ProvidedWorker.invoke": "00d96a1a25c6146afbac3d89105a4ae630523b6c5a112e49c3da3783487a8fe3",
+    "dynamodb_streams._get_records": "bb50abe735aab60d4a9bd69b8f637dee97ed9fc8818805659ec1dbe366520bc7",
     "lambda_svc._provided_worker_env": "8cccaed6a6d8792afe3d2840bbe7f59d1b66365f92505f340545a5aef203b3f3",
 }
 
@@ -89,6 +91,11 @@ def _lambda_service():
     return lambda_svc
 
 
+def _streams_service():
+    from ministack.services import dynamodb_streams
+    return dynamodb_streams
+
+
 def _fingerprint(obj) -> str:
     return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()
 
@@ -107,6 +114,7 @@ def _relied_on():
         "lambda_runtime.Worker._drain_stderr_bounded": lambda_runtime.Worker._drain_stderr_bounded,
         "lambda_runtime.ProvidedWorker.invoke": lambda_runtime.ProvidedWorker.invoke,
         "lambda_svc._provided_worker_env": _lambda_service()._provided_worker_env,
+        "dynamodb_streams._get_records": _streams_service()._get_records,
     }
 
 
@@ -142,6 +150,26 @@ def _install_ttl_stream_identity():
         return record
 
     dynamodb._build_change_record = build_change_record_with_identity
+
+
+def _install_streams_api_identity_shape():
+    """The same identity, as each reader sees it: Lambda event records say
+    {"type", "principalId"}; the DynamoDB Streams API's Identity shape says {"Type", "PrincipalId"}."""
+    streams = _streams_service()
+    get_records = streams._get_records
+
+    def get_records_with_api_identity(data):
+        status, headers, body = get_records(data)
+        if status != 200 or b"userIdentity" not in body:
+            return status, headers, body
+        page = json.loads(body)
+        for record in page.get("Records", []):
+            identity = record.get("userIdentity")
+            if identity:
+                record["userIdentity"] = {"Type": identity.get("type"), "PrincipalId": identity.get("principalId")}
+        return status, headers, json.dumps(page, ensure_ascii=False).encode("utf-8")
+
+    streams._get_records = get_records_with_api_identity
 
 
 def reap_expired_items(now: float | None = None) -> int:
@@ -302,6 +330,7 @@ def main():
         return
     interval = float(os.environ.get("TTL_REAPER_INTERVAL_SECONDS", "1"))
     _install_ttl_stream_identity()
+    _install_streams_api_identity_shape()
     _install_template_ttl()
     _install_runtime_api_nodelay()
     _install_prompt_response()

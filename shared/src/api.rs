@@ -14,7 +14,11 @@ pub type Response = ApiGatewayV2httpResponse;
 
 /// API Gateway's id for the request (the one in its access logs); the Lambda request id otherwise.
 pub fn request_id(request: &Request, lambda_request_id: &str) -> String {
-    request.request_context.request_id.clone().unwrap_or_else(|| lambda_request_id.to_owned())
+    request
+        .request_context
+        .request_id
+        .clone()
+        .unwrap_or_else(|| lambda_request_id.to_owned())
 }
 
 /// A path parameter the route guarantees; its absence means the route and the handler disagree.
@@ -27,12 +31,22 @@ pub fn path_param<'a>(request: &'a Request, name: &'static str) -> Result<&'a st
 }
 
 /// Refuses query parameters the route does not take, so a typo is an error rather than ignored.
-pub fn query_params<'a>(request: &'a Request, allowed: &[&'static str]) -> Result<QueryParams<'a>, InventoryError> {
+pub fn query_params<'a>(
+    request: &'a Request,
+    allowed: &[&'static str],
+) -> Result<QueryParams<'a>, InventoryError> {
     let params = &request.query_string_parameters;
     for (name, _) in params.iter() {
         if !allowed.contains(&name) {
-            let expected = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
-            return Err(InventoryError::invalid("query", format!("unknown query parameter '{name}' (accepted: {expected})")));
+            let expected = if allowed.is_empty() {
+                "none".to_owned()
+            } else {
+                allowed.join(", ")
+            };
+            return Err(InventoryError::invalid(
+                "query",
+                format!("unknown query parameter '{name}' (accepted: {expected})"),
+            ));
         }
     }
     Ok(QueryParams(request))
@@ -46,18 +60,27 @@ impl QueryParams<'_> {
         match self.0.query_string_parameters.all(name) {
             None => Ok(None),
             Some(values) if values.len() == 1 => Ok(Some(values[0])),
-            Some(_) => Err(InventoryError::invalid("query", format!("query parameter '{name}' given more than once"))),
+            Some(_) => Err(InventoryError::invalid(
+                "query",
+                format!("query parameter '{name}' given more than once"),
+            )),
         }
     }
 }
 
 /// Maps a handler's outcome to the HTTP response: success as JSON with its status, errors as
 /// `{"error":{"code","message","request_id"}}`. Every response carries `x-request-id`.
-pub fn respond<T: Serialize>(outcome: Result<(u16, T), InventoryError>, request_id: &str) -> Response {
+pub fn respond<T: Serialize>(
+    outcome: Result<(u16, T), InventoryError>,
+    request_id: &str,
+) -> Response {
     match outcome {
         Ok((status, body)) => match serde_json::to_string(&body) {
             Ok(text) => json_response(status, text, request_id),
-            Err(err) => error_response(&InventoryError::internal(format!("serialising the response: {err}")), request_id),
+            Err(err) => error_response(
+                &InventoryError::internal(format!("serialising the response: {err}")),
+                request_id,
+            ),
         },
         Err(err) => error_response(&err, request_id),
     }
@@ -73,7 +96,9 @@ fn error_response(err: &InventoryError, request_id: &str) -> Response {
     let body = json!({"error": {"code": err.code(), "message": err.to_string(), "request_id": request_id}});
     let mut response = json_response(err.status(), body.to_string(), request_id);
     if matches!(err, InventoryError::Unavailable { .. }) {
-        response.headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        response
+            .headers
+            .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
     }
     response
 }
@@ -105,7 +130,13 @@ mod tests {
 
     #[test]
     fn errors_have_the_documented_shape_and_status() {
-        let response = respond::<()>(Err(InventoryError::invalid("quantity", "quantity must be positive")), "req-1");
+        let response = respond::<()>(
+            Err(InventoryError::invalid(
+                "quantity",
+                "quantity must be positive",
+            )),
+            "req-1",
+        );
         assert_eq!(response.status_code, 400);
         assert_eq!(
             body_json(&response),
@@ -117,7 +148,10 @@ mod tests {
 
     #[test]
     fn internal_errors_hide_their_detail() {
-        let response = respond::<()>(Err(InventoryError::internal("table arn:aws:... exploded")), "req-2");
+        let response = respond::<()>(
+            Err(InventoryError::internal("table arn:aws:... exploded")),
+            "req-2",
+        );
         assert_eq!(response.status_code, 500);
         let body = body_json(&response);
         assert_eq!(body["error"]["message"], "internal error");
@@ -126,7 +160,12 @@ mod tests {
 
     #[test]
     fn unavailable_is_503_with_retry_after() {
-        let response = respond::<()>(Err(InventoryError::Unavailable { detail: "throttled".into() }), "r");
+        let response = respond::<()>(
+            Err(InventoryError::Unavailable {
+                detail: "throttled".into(),
+            }),
+            "r",
+        );
         assert_eq!(response.status_code, 503);
         assert_eq!(response.headers[RETRY_AFTER], "1");
     }
@@ -134,8 +173,15 @@ mod tests {
     #[test]
     fn unknown_query_parameters_are_refused() {
         let mut request = Request::default();
-        request.query_string_parameters = [("warehouse", "main")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect::<std::collections::HashMap<_, _>>().into();
+        request.query_string_parameters = [("warehouse", "main")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect::<std::collections::HashMap<_, _>>()
+            .into();
         let err = query_params(&request, &["warehouse_id"]).err().unwrap();
-        assert_eq!(err.to_string(), "unknown query parameter 'warehouse' (accepted: warehouse_id)");
+        assert_eq!(
+            err.to_string(),
+            "unknown query parameter 'warehouse' (accepted: warehouse_id)"
+        );
     }
 }

@@ -48,9 +48,13 @@ mod tests {
 
     #[test]
     fn names_the_missing_setting() {
-        let err = Config::from_lookup(|name| (name != "RESERVATIONS_TABLE").then(|| "t".into())).unwrap_err();
+        let err = Config::from_lookup(|name| (name != "RESERVATIONS_TABLE").then(|| "t".into()))
+            .unwrap_err();
         assert_eq!(err, MissingSetting("RESERVATIONS_TABLE"));
-        assert_eq!(err.to_string(), "missing required environment variable RESERVATIONS_TABLE");
+        assert_eq!(
+            err.to_string(),
+            "missing required environment variable RESERVATIONS_TABLE"
+        );
     }
 
     #[test]

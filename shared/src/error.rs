@@ -6,7 +6,10 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 pub enum InventoryError {
     /// The client sent something we refuse; nothing was changed.
     #[error("{message}")]
-    InvalidInput { field: &'static str, message: String },
+    InvalidInput {
+        field: &'static str,
+        message: String,
+    },
 
     #[error("{message}")]
     ProductNotFound { message: String },
@@ -25,11 +28,16 @@ pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 impl InventoryError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self::InvalidInput { field, message: message.into() }
+        Self::InvalidInput {
+            field,
+            message: message.into(),
+        }
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {
-        Self::Internal { detail: detail.into() }
+        Self::Internal {
+            detail: detail.into(),
+        }
     }
 
     pub fn status(&self) -> u16 {
@@ -67,8 +75,13 @@ impl InventoryError {
         ];
         let detail = format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
         let retryable = match &err {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-            SdkError::ServiceError(service) => service.err().code().is_some_and(|code| RETRYABLE_CODES.contains(&code)),
+            SdkError::TimeoutError(_)
+            | SdkError::DispatchFailure(_)
+            | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(service) => service
+                .err()
+                .code()
+                .is_some_and(|code| RETRYABLE_CODES.contains(&code)),
             _ => false,
         };
         if retryable {

@@ -67,10 +67,16 @@ impl StockReader for DynamoStore {
         warehouse: Option<&WarehouseId>,
     ) -> Result<Vec<StockLevel>, InventoryError> {
         let mut key_condition = format!("{} = :product", attr::PRODUCT_ID);
-        let mut values = HashMap::from([(":product".to_owned(), AttributeValue::S(product.to_string()))]);
+        let mut values = HashMap::from([(
+            ":product".to_owned(),
+            AttributeValue::S(product.to_string()),
+        )]);
         if let Some(warehouse) = warehouse {
             key_condition.push_str(&format!(" AND {} = :warehouse", attr::WAREHOUSE_ID));
-            values.insert(":warehouse".to_owned(), AttributeValue::S(warehouse.to_string()));
+            values.insert(
+                ":warehouse".to_owned(),
+                AttributeValue::S(warehouse.to_string()),
+            );
         }
         let items = self
             .client
@@ -86,6 +92,7 @@ impl StockReader for DynamoStore {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(InventoryError::from_sdk)?;
-        serde_dynamo::from_items(items).map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))
+        serde_dynamo::from_items(items)
+            .map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))
     }
 }

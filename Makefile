@@ -1,0 +1,52 @@
+# The two commands: `make up` (run it) and `make test` (test it). Everything else is a step of those.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .local/venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum localstack/requirements.txt | cut -c1-12)
+CARGO ?= cargo
+
+.PHONY: help up down test lint unit build integration venv
+
+help:
+	@echo "make up     run the whole stack on a local AWS (MiniStack), seeded; writes .local/stack.json"
+	@echo "make down   stop what make up started"
+	@echo "make test   lint, unit tests, then integration tests against a stack of their own"
+
+$(STAMP): localstack/requirements.txt
+	@echo "==> installing the local AWS and test tools into $(VENV)"
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r localstack/requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+build:
+	@echo "==> building the functions (release; a cold build takes a few minutes on 2 cores)"
+	$(CARGO) build --release --workspace --locked
+
+up: venv build
+	$(PY) localstack/stack.py up
+
+down: venv
+	$(PY) localstack/stack.py down
+
+lint: venv
+	@echo "==> lint: rustfmt, clippy, cfn-lint, MiniStack fidelity fingerprints"
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
+	$(VENV)/bin/cfn-lint template.yaml
+	$(PY) localstack/ministack_faithful.py --check
+
+unit:
+	@echo "==> unit tests"
+	$(CARGO) test --release --workspace --locked
+
+integration: venv build
+	@echo "==> integration tests: own MiniStack on a free port, own stack, stopped at the end"
+	$(PY) -m pytest tests -p no:cacheprovider
+
+test: lint unit integration

@@ -1,0 +1,105 @@
+"""The local AWS's fidelity fixes (localstack/ministack_faithful.py) do what they say.
+
+Each test names the AWS behaviour it checks. If one fails after a MiniStack upgrade, the fix (not
+the product) needs attention.
+"""
+
+import json
+import statistics
+import time
+
+from support import unique_id, wait_for
+
+# As the DynamoDB Streams API shapes it; Lambda event records say {"type", "principalId"}.
+TTL_SERVICE_IDENTITY = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
+
+
+def stream_records(stack, stream_arn):
+    """Every record currently in the stream, read as a stream consumer reads it."""
+    streams = stack.client("dynamodbstreams")
+    records = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records += page["Records"]
+            if not page["Records"]:
+                break
+            iterator = page.get("NextShardIterator")
+    return records
+
+
+def removes_of(stack, reservation_id):
+    return [r for r in stream_records(stack, stack.description["reservations_stream_arn"])
+            if r["eventName"] == "REMOVE" and r["dynamodb"]["Keys"]["reservation_id"]["S"] == reservation_id]
+
+
+def put_reservation(stack, reservation_id, purge_at):
+    stack.dynamodb.put_item(TableName=stack.description["reservations_table"], Item={
+        "reservation_id": {"S": reservation_id}, "state": {"S": "ACTIVE"}, "purge_at": purge_at})
+
+
+def exists(stack, reservation_id):
+    return "Item" in stack.dynamodb.get_item(TableName=stack.description["reservations_table"],
+                                             Key={"reservation_id": {"S": reservation_id}}, ConsistentRead=True)
+
+
+def test_template_ttl_specification_is_enabled(stack):
+    ttl = stack.dynamodb.describe_time_to_live(TableName=stack.description["reservations_table"])
+    assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "purge_at"}
+
+
+def test_ttl_delete_emits_remove_record_with_the_ttl_service_identity(stack):
+    expired = unique_id("TTL")
+    put_reservation(stack, expired, {"N": str(int(time.time()) - 1)})
+    # The stack's reaper runs every second; allow a few passes on a busy machine.
+    wait_for(lambda: not exists(stack, expired), timeout=10, what="the TTL reaper to delete the item")
+    [record] = wait_for(lambda: removes_of(stack, expired), timeout=5, what="the REMOVE record")
+    assert record["userIdentity"] == TTL_SERVICE_IDENTITY
+    assert record["dynamodb"]["OldImage"]["state"] == {"S": "ACTIVE"}
+
+
+def test_ttl_leaves_future_and_non_number_ttls_alone(stack):
+    future, text = unique_id("TTL"), unique_id("TTL")
+    put_reservation(stack, future, {"N": str(int(time.time()) + 3600)})
+    put_reservation(stack, text, {"S": "0"})  # AWS expires only Number attributes
+    marker = unique_id("TTL")
+    put_reservation(stack, marker, {"N": str(int(time.time()) - 1)})
+    wait_for(lambda: not exists(stack, marker), timeout=10, what="a reaper pass")
+    assert exists(stack, future) and exists(stack, text)
+
+
+def test_a_users_delete_carries_no_service_identity(stack):
+    deleted = unique_id("DEL")
+    put_reservation(stack, deleted, {"N": str(int(time.time()) + 3600)})
+    stack.dynamodb.delete_item(TableName=stack.description["reservations_table"],
+                               Key={"reservation_id": {"S": deleted}})
+    [record] = wait_for(lambda: removes_of(stack, deleted), timeout=5, what="the REMOVE record")
+    assert "userIdentity" not in record
+
+
+def test_function_logs_follow_logging_config_json(stack):
+    stack.get(f"/inventory/{unique_id('LOG')}")  # a refusal, which the function logs
+    logs = stack.client("logs")
+    group = next(g["logGroupName"] for g in logs.describe_log_groups()["logGroups"] if "GetInventory" in g["logGroupName"])
+
+    def json_lines():
+        messages = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
+        return [json.loads(m) for m in messages if m.startswith("{")]
+
+    lines = wait_for(json_lines, timeout=5, what="a JSON log line")
+    assert lines[-1]["level"] == "INFO"
+    assert lines[-1]["span"]["requestId"]
+
+
+def test_warm_invocations_have_no_nagle_or_log_drain_stall(stack):
+    """Before the fixes every invocation paid >= 40 ms (Nagle + delayed ACK) plus 50 ms waiting for
+    stderr. This checks that the stall is gone, not how fast the service is (that is a benchmark)."""
+    stack.get("/inventory/SKU-1001")  # warm
+    samples = []
+    for _ in range(15):
+        started = time.perf_counter()
+        assert stack.get("/inventory/SKU-1001").status_code == 200
+        samples.append(time.perf_counter() - started)
+    assert statistics.median(samples) < 0.040, samples

@@ -1,7 +1,8 @@
 """Bring the inventory stack up on a local AWS, and down again.
 
-    python localstack/stack.py up   [--state-dir .local] [--port 4566]
-    python localstack/stack.py down [--state-dir .local]
+    python localstack/stack.py up    [--state-dir .local] [--port 4566]
+    python localstack/stack.py down  [--state-dir .local]
+    python localstack/stack.py token admin|shopper   (prints an access token for a demo user)
 
 `up` starts MiniStack with its fidelity fixes (unless AWS_ENDPOINT_URL points at a local AWS that is
 already running, e.g. a LocalStack), packages the release binaries built by cargo, deploys
@@ -16,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -203,6 +205,7 @@ def seed(dynamodb, table: str) -> list[dict]:
                 "threshold_level": {"N": str(warehouse["threshold_level"])},
                 "version": {"N": "1"},
                 "last_updated": {"S": now},
+                "last_change": {"M": {"kind": {"S": "set"}, "actor": {"S": "system:seed"}}},
             }
             try:
                 dynamodb.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(product_id)")
@@ -212,7 +215,47 @@ def seed(dynamodb, table: str) -> list[dict]:
     return catalogue
 
 
-def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0) -> dict:
+DEMO_USERS = {
+    "admin": {"username": "admin@example.com", "groups": ["inventory-admins"]},
+    "shopper": {"username": "shopper@example.com", "groups": []},
+}
+
+
+def demo_password() -> str:
+    # Meets the pool's policy (12+ characters, upper, lower, digit).
+    return "Demo-" + secrets.token_urlsafe(12) + "a1A"
+
+
+def ensure_demo_users(cognito, pool_id: str, previous: dict) -> dict:
+    """Creates the demo admin and shopper (local only); keeps their passwords across re-runs."""
+    users = {}
+    for role, spec in DEMO_USERS.items():
+        username = spec["username"]
+        password = previous.get(role, {}).get("password") or demo_password()
+        try:
+            cognito.admin_create_user(UserPoolId=pool_id, Username=username, MessageAction="SUPPRESS",
+                                      UserAttributes=[{"Name": "email", "Value": username},
+                                                      {"Name": "email_verified", "Value": "true"}])
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "UsernameExistsException":
+                raise
+        cognito.admin_set_user_password(UserPoolId=pool_id, Username=username, Password=password, Permanent=True)
+        for group in spec["groups"]:
+            cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName=group)
+        users[role] = {"username": username, "password": password}
+    return users
+
+
+def access_token(stack: dict, role: str) -> str:
+    """Signs a demo user in as the frontend does (Cognito USER_PASSWORD_AUTH) and returns the access token."""
+    user = stack["demo_users"][role]
+    cognito = clients(stack["endpoint"])("cognito-idp")
+    result = cognito.initiate_auth(ClientId=stack["user_pool_client_id"], AuthFlow="USER_PASSWORD_AUTH",
+                                   AuthParameters={"USERNAME": user["username"], "PASSWORD": user["password"]})
+    return result["AuthenticationResult"]["AccessToken"]
+
+
+def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_seconds: int = 900) -> dict:
     """The whole bring-up; returns what it writes to <state-dir>/stack.json."""
     started = time.monotonic()
     external = os.environ.get("AWS_ENDPOINT_URL")
@@ -226,9 +269,12 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0) -> dict:
     step("packaging functions")
     template = package(load_template(), client("s3"))
     step(f"deploying stack '{STACK_NAME}'")
-    outputs = deploy(client("cloudformation"), template, {"Architecture": "x86_64"})
-    step("seeding the demo catalogue")
+    outputs = deploy(client("cloudformation"), template, {"Architecture": "x86_64", "HoldSeconds": str(hold_seconds)})
+    step("seeding the demo catalogue and demo users")
     catalogue = seed(client("dynamodb"), outputs["StockTableName"])
+    stack_file = state_dir / "stack.json"
+    previous = json.loads(stack_file.read_text()).get("demo_users", {}) if stack_file.exists() else {}
+    users = ensure_demo_users(client("cognito-idp"), outputs["UserPoolId"], previous)
     stack = {
         "endpoint": endpoint,
         "region": REGION,
@@ -240,10 +286,16 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0) -> dict:
         "reservations_table": outputs["ReservationsTableName"],
         "stock_stream_arn": outputs["StockStreamArn"],
         "reservations_stream_arn": outputs["ReservationsStreamArn"],
+        "user_pool_id": outputs["UserPoolId"],
+        "user_pool_client_id": outputs["UserPoolClientId"],
+        "hold_seconds": int(outputs["HoldSeconds"]),
         "demo_products": [p["product_id"] for p in catalogue],
+        # Local only: passwords of the demo users this bring-up created.
+        "demo_users": users,
     }
     state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / "stack.json").write_text(json.dumps(stack, indent=2) + "\n")
+    stack_file.write_text(json.dumps(stack, indent=2) + "\n")
+    stack_file.chmod(0o600)
     step(f"stack ready in {time.monotonic() - started:.1f} s")
     return stack
 
@@ -251,16 +303,26 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0) -> dict:
 def print_welcome(stack: dict, state_dir: Path):
     api = stack["api_url"]
     product = stack["demo_products"][0]
+    users = stack["demo_users"]
     print(f"""
 Inventory stack is up.
   API:          {api}
   Local AWS:    {stack['endpoint']}  (region {stack['region']}, any credentials)
   Stack file:   {state_dir / 'stack.json'}
+  Demo admin:   {users['admin']['username']} / {users['admin']['password']}
+  Demo shopper: {users['shopper']['username']} / {users['shopper']['password']}
+  Holds last:   {stack['hold_seconds']} s
 
 Try:
   curl -s {api}/inventory/{product}
-  curl -s '{api}/inventory/{product}?warehouse_id=main'
-  curl -s {api}/inventory/NO-SUCH-SKU
+  curl -s -X POST {api}/inventory/{product}/reserve -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{"quantity": 2}}'
+  curl -s -X DELETE {api}/inventory/{product}/reservations/<reservation_id>
+
+  TOKEN=$(make -s token ROLE=shopper)   # checkout needs a signed-in user
+  curl -s -X PUT {api}/inventory/{product} -H "Authorization: Bearer $TOKEN" -d '{{"reservation_id": "<id>"}}'
+  TOKEN=$(make -s token ROLE=admin)     # stock changes need an inventory-admins member
+  curl -s -X PUT {api}/inventory/{product} -H "Authorization: Bearer $TOKEN" -d '{{"adjust_by": 50, "warehouse_id": "main", "reason": "delivery"}}'
+  curl -s -H "Authorization: Bearer $TOKEN" '{api}/inventory?status=LOW_STOCK'
 
 Stop it with: make down
 """)
@@ -268,13 +330,17 @@ Stop it with: make down
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("command", choices=["up", "down", "token"])
+    parser.add_argument("role", nargs="?", choices=sorted(DEMO_USERS), default="admin")
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "4566")))
     args = parser.parse_args()
     if args.command == "up":
-        stack = up(args.state_dir, args.port, float(os.environ.get("TTL_REAPER_INTERVAL_SECONDS", "1")))
+        stack = up(args.state_dir, args.port, float(os.environ.get("TTL_REAPER_INTERVAL_SECONDS", "1")),
+                   int(os.environ.get("HOLD_SECONDS", "900")))
         print_welcome(stack, args.state_dir)
+    elif args.command == "token":
+        print(access_token(json.loads((args.state_dir / "stack.json").read_text()), args.role))
     else:
         print("stopped MiniStack" if stop_ministack(args.state_dir) else "nothing to stop (no pid file)")
 

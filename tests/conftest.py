@@ -23,6 +23,9 @@ import stack as stack_tool  # noqa: E402
 from support import Stack  # noqa: E402
 
 
+TEST_HOLD_SECONDS = 10
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -37,7 +40,8 @@ def stack() -> Stack:
         return
     state_dir = Path(tempfile.mkdtemp(prefix="inventory-test-", dir=stack_tool.ROOT / ".local"))
     try:
-        description = stack_tool.up(state_dir, free_port(), ttl_reaper_interval=1.0)
+        # Short holds, so expiry is observable within a test.
+        description = stack_tool.up(state_dir, free_port(), ttl_reaper_interval=1.0, hold_seconds=TEST_HOLD_SECONDS)
         yield Stack(description, state_dir)
     finally:
         stack_tool.stop_ministack(state_dir)

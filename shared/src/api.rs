@@ -3,22 +3,21 @@
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
+use base64::Engine;
 use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{InventoryError, RETRY_AFTER_SECONDS};
+use crate::limits::MAX_BODY_BYTES;
 
 pub type Request = ApiGatewayV2httpRequest;
 pub type Response = ApiGatewayV2httpResponse;
 
 /// API Gateway's id for the request (the one in its access logs); the Lambda request id otherwise.
 pub fn request_id(request: &Request, lambda_request_id: &str) -> String {
-    request
-        .request_context
-        .request_id
-        .clone()
-        .unwrap_or_else(|| lambda_request_id.to_owned())
+    request.request_context.request_id.clone().unwrap_or_else(|| lambda_request_id.to_owned())
 }
 
 /// A path parameter the route guarantees; its absence means the route and the handler disagree.
@@ -30,19 +29,62 @@ pub fn path_param<'a>(request: &'a Request, name: &'static str) -> Result<&'a st
         .ok_or_else(|| InventoryError::internal(format!("route has no path parameter {name}")))
 }
 
+/// A request header's value; one that is not visible ASCII is refused.
+pub fn header<'a>(request: &'a Request, name: &'static str) -> Result<Option<&'a str>, InventoryError> {
+    request
+        .headers
+        .get(name)
+        .map(|value| value.to_str().map_err(|_| InventoryError::invalid(name, format!("{name} must be plain ASCII"))))
+        .transpose()
+}
+
+/// The request body as `T`: a JSON object of at most [`MAX_BODY_BYTES`], with errors that name the
+/// offending field ("quantity: a whole number from 1 to 1000 expected").
+pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, InventoryError> {
+    let raw = request.body.as_deref().unwrap_or_default();
+    if raw.len() > MAX_BODY_BYTES * 4 / 3 + 4 {
+        return Err(InventoryError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    let bytes = if request.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|_| InventoryError::invalid("body", "request body is not valid base64"))?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(InventoryError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+    }
+    // Every body this API takes is an object; serde would also read a struct from an array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(InventoryError::invalid("body", "request body must be a JSON object"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        // serde_json appends " at line L column C"; the field path says more to an API client.
+        let message = inner.to_string();
+        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+        let message = match inner.classify() {
+            serde_json::error::Category::Data if path != "." => format!("{path}: {message}"),
+            serde_json::error::Category::Data => format!("request body: {message}"),
+            _ => format!("request body is not valid JSON: {message}"),
+        };
+        InventoryError::invalid("body", message)
+    })?;
+    deserializer
+        .end()
+        .map_err(|_| InventoryError::invalid("body", "request body has trailing characters after the JSON object"))?;
+    Ok(value)
+}
+
 /// Refuses query parameters the route does not take, so a typo is an error rather than ignored.
-pub fn query_params<'a>(
-    request: &'a Request,
-    allowed: &[&'static str],
-) -> Result<QueryParams<'a>, InventoryError> {
+pub fn query_params<'a>(request: &'a Request, allowed: &[&'static str]) -> Result<QueryParams<'a>, InventoryError> {
     let params = &request.query_string_parameters;
     for (name, _) in params.iter() {
         if !allowed.contains(&name) {
-            let expected = if allowed.is_empty() {
-                "none".to_owned()
-            } else {
-                allowed.join(", ")
-            };
+            let expected = if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") };
             return Err(InventoryError::invalid(
                 "query",
                 format!("unknown query parameter '{name}' (accepted: {expected})"),
@@ -60,27 +102,20 @@ impl QueryParams<'_> {
         match self.0.query_string_parameters.all(name) {
             None => Ok(None),
             Some(values) if values.len() == 1 => Ok(Some(values[0])),
-            Some(_) => Err(InventoryError::invalid(
-                "query",
-                format!("query parameter '{name}' given more than once"),
-            )),
+            Some(_) => Err(InventoryError::invalid("query", format!("query parameter '{name}' given more than once"))),
         }
     }
 }
 
 /// Maps a handler's outcome to the HTTP response: success as JSON with its status, errors as
 /// `{"error":{"code","message","request_id"}}`. Every response carries `x-request-id`.
-pub fn respond<T: Serialize>(
-    outcome: Result<(u16, T), InventoryError>,
-    request_id: &str,
-) -> Response {
+pub fn respond<T: Serialize>(outcome: Result<(u16, T), InventoryError>, request_id: &str) -> Response {
     match outcome {
         Ok((status, body)) => match serde_json::to_string(&body) {
             Ok(text) => json_response(status, text, request_id),
-            Err(err) => error_response(
-                &InventoryError::internal(format!("serialising the response: {err}")),
-                request_id,
-            ),
+            Err(err) => {
+                error_response(&InventoryError::internal(format!("serialising the response: {err}")), request_id)
+            }
         },
         Err(err) => error_response(&err, request_id),
     }
@@ -93,12 +128,14 @@ fn error_response(err: &InventoryError, request_id: &str) -> Response {
         }
         _ => tracing::info!(code = err.code(), reason = %err, "request refused"),
     }
-    let body = json!({"error": {"code": err.code(), "message": err.to_string(), "request_id": request_id}});
+    let mut error = json!({"code": err.code(), "message": err.to_string(), "request_id": request_id});
+    if let Some((name, value)) = err.details() {
+        error[name] = value;
+    }
+    let body = json!({ "error": error });
     let mut response = json_response(err.status(), body.to_string(), request_id);
     if matches!(err, InventoryError::Unavailable { .. }) {
-        response
-            .headers
-            .insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        response.headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
     }
     response
 }
@@ -130,17 +167,11 @@ mod tests {
 
     #[test]
     fn errors_have_the_documented_shape_and_status() {
-        let response = respond::<()>(
-            Err(InventoryError::invalid(
-                "quantity",
-                "quantity must be positive",
-            )),
-            "req-1",
-        );
+        let response = respond::<()>(Err(InventoryError::invalid("quantity", "quantity must be positive")), "req-1");
         assert_eq!(response.status_code, 400);
         assert_eq!(
             body_json(&response),
-            json!({"error": {"code": "INVALID_INPUT", "message": "quantity must be positive", "request_id": "req-1"}})
+            json!({"error": {"code": "INVALID_INPUT", "message": "quantity must be positive", "request_id": "req-1", "field": "quantity"}})
         );
         assert_eq!(response.headers["x-request-id"], "req-1");
         assert_eq!(response.headers[CONTENT_TYPE], "application/json");
@@ -148,10 +179,7 @@ mod tests {
 
     #[test]
     fn internal_errors_hide_their_detail() {
-        let response = respond::<()>(
-            Err(InventoryError::internal("table arn:aws:... exploded")),
-            "req-2",
-        );
+        let response = respond::<()>(Err(InventoryError::internal("table arn:aws:... exploded")), "req-2");
         assert_eq!(response.status_code, 500);
         let body = body_json(&response);
         assert_eq!(body["error"]["message"], "internal error");
@@ -160,14 +188,51 @@ mod tests {
 
     #[test]
     fn unavailable_is_503_with_retry_after() {
-        let response = respond::<()>(
-            Err(InventoryError::Unavailable {
-                detail: "throttled".into(),
-            }),
-            "r",
-        );
+        let response = respond::<()>(Err(InventoryError::Unavailable { detail: "throttled".into() }), "r");
         assert_eq!(response.status_code, 503);
         assert_eq!(response.headers[RETRY_AFTER], "1");
+    }
+
+    fn with_body(body: &str) -> Request {
+        let mut request = Request::default();
+        request.body = Some(body.to_owned());
+        request
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        quantity: u8,
+    }
+
+    #[test]
+    fn body_errors_name_the_field() {
+        let err = json_body::<Sample>(&with_body(r#"{"quantity": "three"}"#)).unwrap_err();
+        assert_eq!(err.to_string(), "quantity: invalid type: string \"three\", expected u8");
+        let err = json_body::<Sample>(&with_body(r#"{"quantity": 1, "extra": 2}"#)).unwrap_err();
+        assert!(err.to_string().starts_with("extra: unknown field `extra`"), "{err}");
+        let err = json_body::<Sample>(&with_body(r#"{"quantity": 1"#)).unwrap_err();
+        assert!(err.to_string().starts_with("request body is not valid JSON"), "{err}");
+        for not_an_object in ["", "  ", "[1]", "1", "\"quantity\"", "null"] {
+            let err = json_body::<Sample>(&with_body(not_an_object)).unwrap_err();
+            assert_eq!(err.to_string(), "request body must be a JSON object", "{not_an_object:?}");
+        }
+        let err = json_body::<Sample>(&with_body(r#"{"quantity": 1} {}"#)).unwrap_err();
+        assert!(err.to_string().contains("trailing"), "{err}");
+    }
+
+    #[test]
+    fn oversized_bodies_are_413() {
+        let big = format!(r#"{{"quantity": 1, "pad": "{}"}}"#, "x".repeat(MAX_BODY_BYTES));
+        assert_eq!(json_body::<Sample>(&with_body(&big)).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn base64_bodies_are_decoded() {
+        let mut request = with_body("eyJxdWFudGl0eSI6IDJ9"); // {"quantity": 2}
+        request.is_base64_encoded = true;
+        assert_eq!(json_body::<Sample>(&request).unwrap().quantity, 2);
     }
 
     #[test]
@@ -179,9 +244,6 @@ mod tests {
             .collect::<std::collections::HashMap<_, _>>()
             .into();
         let err = query_params(&request, &["warehouse_id"]).err().unwrap();
-        assert_eq!(
-            err.to_string(),
-            "unknown query parameter 'warehouse' (accepted: warehouse_id)"
-        );
+        assert_eq!(err.to_string(), "unknown query parameter 'warehouse' (accepted: warehouse_id)");
     }
 }

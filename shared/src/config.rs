@@ -15,6 +15,29 @@ pub struct Config {
 #[error("missing required environment variable {0}")]
 pub struct MissingSetting(pub &'static str);
 
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingError {
+    #[error(transparent)]
+    Missing(#[from] MissingSetting),
+    #[error("environment variable {name} must be {expected}, not {value:?}")]
+    Invalid { name: &'static str, expected: &'static str, value: String },
+}
+
+/// How long a hold lasts (`HOLD_SECONDS`, the template's HoldSeconds parameter).
+pub fn hold_seconds() -> Result<i64, SettingError> {
+    hold_seconds_from(|name| env::var(name).ok())
+}
+
+fn hold_seconds_from(lookup: impl Fn(&str) -> Option<String>) -> Result<i64, SettingError> {
+    const NAME: &str = "HOLD_SECONDS";
+    let value = lookup(NAME).ok_or(MissingSetting(NAME))?;
+    value.trim().parse().ok().filter(|seconds| (1..=24 * 3600).contains(seconds)).ok_or(SettingError::Invalid {
+        name: NAME,
+        expected: "a number of seconds from 1 to 86400",
+        value,
+    })
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, MissingSetting> {
         Self::from_lookup(|name| env::var(name).ok())
@@ -23,15 +46,9 @@ impl Config {
     /// The same as [`Config::from_env`] with the environment passed in, so tests need not mutate
     /// the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingSetting> {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|value| !value.trim().is_empty())
-                .ok_or(MissingSetting(name))
-        };
-        Ok(Self {
-            stock_table: required("STOCK_TABLE")?,
-            reservations_table: required("RESERVATIONS_TABLE")?,
-        })
+        let required =
+            |name: &'static str| lookup(name).filter(|value| !value.trim().is_empty()).ok_or(MissingSetting(name));
+        Ok(Self { stock_table: required("STOCK_TABLE")?, reservations_table: required("RESERVATIONS_TABLE")? })
     }
 }
 
@@ -48,13 +65,18 @@ mod tests {
 
     #[test]
     fn names_the_missing_setting() {
-        let err = Config::from_lookup(|name| (name != "RESERVATIONS_TABLE").then(|| "t".into()))
-            .unwrap_err();
+        let err = Config::from_lookup(|name| (name != "RESERVATIONS_TABLE").then(|| "t".into())).unwrap_err();
         assert_eq!(err, MissingSetting("RESERVATIONS_TABLE"));
-        assert_eq!(
-            err.to_string(),
-            "missing required environment variable RESERVATIONS_TABLE"
-        );
+        assert_eq!(err.to_string(), "missing required environment variable RESERVATIONS_TABLE");
+    }
+
+    #[test]
+    fn hold_seconds_must_be_a_sane_number() {
+        assert_eq!(hold_seconds_from(|_| Some("900".into())), Ok(900));
+        assert_eq!(hold_seconds_from(|_| None), Err(SettingError::Missing(MissingSetting("HOLD_SECONDS"))));
+        for bad in ["0", "-5", "15m", "", "86401"] {
+            assert!(matches!(hold_seconds_from(|_| Some(bad.into())), Err(SettingError::Invalid { .. })), "{bad}");
+        }
     }
 
     #[test]

@@ -9,34 +9,18 @@ use crate::limits::{ID_PUNCTUATION, MAX_ID_LEN};
 
 /// Checks an id once at the edge; past this point an id is known to be safe for keys, URLs and logs.
 fn validate_id(field: &'static str, raw: &str) -> Result<String, InventoryError> {
-    let invalid = |why: String| InventoryError::InvalidInput {
-        field,
-        message: why,
-    };
+    let invalid = |why: String| InventoryError::InvalidInput { field, message: why };
     if raw.is_empty() {
         return Err(invalid(format!("{field} must not be empty")));
     }
     if raw.len() > MAX_ID_LEN {
-        return Err(invalid(format!(
-            "{field} must be at most {MAX_ID_LEN} characters"
-        )));
+        return Err(invalid(format!("{field} must be at most {MAX_ID_LEN} characters")));
     }
-    if let Some(bad) = raw
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || ID_PUNCTUATION.contains(c)))
-    {
-        let shown = if bad.is_control() || bad.is_whitespace() {
-            format!("{:?}", bad)
-        } else {
-            format!("'{bad}'")
-        };
+    if let Some(bad) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || ID_PUNCTUATION.contains(c))) {
+        let shown = if bad.is_control() || bad.is_whitespace() { format!("{:?}", bad) } else { format!("'{bad}'") };
         return Err(invalid(format!(
             "{field} may contain only letters, digits and {}; found {shown}",
-            ID_PUNCTUATION
-                .iter()
-                .map(|c| format!("'{c}'"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            ID_PUNCTUATION.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(" ")
         )));
     }
     Ok(raw.to_owned())
@@ -158,6 +142,26 @@ pub struct WarehouseAvailability {
     pub version: i64,
 }
 
+impl WarehouseAvailability {
+    pub fn of(level: &StockLevel) -> Self {
+        Self { warehouse_id: level.warehouse_id.clone(), figures: Availability::of(level), version: level.version }
+    }
+}
+
+/// One product in one warehouse, as the admin list and admin writes answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StockItemView {
+    pub product_id: ProductId,
+    #[serde(flatten)]
+    pub warehouse: WarehouseAvailability,
+}
+
+impl From<&StockLevel> for StockItemView {
+    fn from(level: &StockLevel) -> Self {
+        Self { product_id: level.product_id.clone(), warehouse: WarehouseAvailability::of(level) }
+    }
+}
+
 /// `GET /inventory/{productId}`: totals over the warehouses, and each warehouse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProductAvailability {
@@ -185,26 +189,10 @@ impl ProductAvailability {
             threshold_level,
             status: StockStatus::for_levels(available, threshold_level),
             // RFC 3339 UTC timestamps of one format order lexically.
-            last_updated: levels
-                .iter()
-                .map(|l| l.last_updated.as_str())
-                .max()
-                .unwrap_or_default()
-                .to_owned(),
+            last_updated: levels.iter().map(|l| l.last_updated.as_str()).max().unwrap_or_default().to_owned(),
         };
-        let warehouses = levels
-            .iter()
-            .map(|level| WarehouseAvailability {
-                warehouse_id: level.warehouse_id.clone(),
-                figures: Availability::of(level),
-                version: level.version,
-            })
-            .collect();
-        Some(Self {
-            product_id,
-            totals,
-            warehouses,
-        })
+        let warehouses = levels.iter().map(WarehouseAvailability::of).collect();
+        Some(Self { product_id, totals, warehouses })
     }
 }
 
@@ -212,13 +200,7 @@ impl ProductAvailability {
 mod tests {
     use super::*;
 
-    fn level(
-        warehouse: &str,
-        stock: i64,
-        reserved: i64,
-        threshold: i64,
-        updated: &str,
-    ) -> StockLevel {
+    fn level(warehouse: &str, stock: i64, reserved: i64, threshold: i64, updated: &str) -> StockLevel {
         StockLevel {
             product_id: ProductId::parse("SKU-1").unwrap(),
             warehouse_id: WarehouseId::parse(warehouse).unwrap(),
@@ -246,25 +228,13 @@ mod tests {
 
     #[test]
     fn status_serialises_as_the_api_names_it() {
-        assert_eq!(
-            serde_json::to_string(&StockStatus::LowStock).unwrap(),
-            "\"LOW_STOCK\""
-        );
-        assert_eq!(
-            serde_json::to_string(&StockStatus::OutOfStock).unwrap(),
-            "\"OUT_OF_STOCK\""
-        );
+        assert_eq!(serde_json::to_string(&StockStatus::LowStock).unwrap(), "\"LOW_STOCK\"");
+        assert_eq!(serde_json::to_string(&StockStatus::OutOfStock).unwrap(), "\"OUT_OF_STOCK\"");
     }
 
     #[test]
     fn ids_accept_the_documented_alphabet() {
-        for ok in [
-            "SKU-42",
-            "a",
-            "main",
-            "eu.west:1_b",
-            &"x".repeat(MAX_ID_LEN),
-        ] {
+        for ok in ["SKU-42", "a", "main", "eu.west:1_b", &"x".repeat(MAX_ID_LEN)] {
             assert_eq!(ProductId::parse(ok).unwrap().as_str(), ok);
         }
     }
@@ -272,28 +242,9 @@ mod tests {
     #[test]
     fn ids_refuse_empty_long_and_unsafe_input() {
         let too_long = "x".repeat(MAX_ID_LEN + 1);
-        for bad in [
-            "",
-            too_long.as_str(),
-            "a b",
-            "a/b",
-            "a\u{0}b",
-            "tab\t",
-            "é",
-            "a%20",
-            "<script>",
-        ] {
+        for bad in ["", too_long.as_str(), "a b", "a/b", "a\u{0}b", "tab\t", "é", "a%20", "<script>"] {
             let err = ProductId::parse(bad).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    InventoryError::InvalidInput {
-                        field: "product_id",
-                        ..
-                    }
-                ),
-                "{bad:?} gave {err:?}"
-            );
+            assert!(matches!(err, InventoryError::InvalidInput { field: "product_id", .. }), "{bad:?} gave {err:?}");
         }
         let err = WarehouseId::parse("a\u{7}").unwrap_err();
         assert_eq!(
@@ -310,12 +261,8 @@ mod tests {
 
     #[test]
     fn totals_sum_warehouses_and_status_uses_available() {
-        let levels = [
-            level("main", 10, 7, 3, "2026-01-01T00:00:00Z"),
-            level("east", 2, 2, 2, "2026-01-02T00:00:00Z"),
-        ];
-        let view =
-            ProductAvailability::from_levels(ProductId::parse("SKU-1").unwrap(), &levels).unwrap();
+        let levels = [level("main", 10, 7, 3, "2026-01-01T00:00:00Z"), level("east", 2, 2, 2, "2026-01-02T00:00:00Z")];
+        let view = ProductAvailability::from_levels(ProductId::parse("SKU-1").unwrap(), &levels).unwrap();
         assert_eq!(view.totals.stock_count, 12);
         assert_eq!(view.totals.reserved_count, 9);
         assert_eq!(view.totals.available, 3);
@@ -330,25 +277,19 @@ mod tests {
     fn stored_status_is_not_trusted() {
         let mut stale = level("main", 10, 0, 3, "t");
         stale.status = Some(StockStatus::OutOfStock);
-        let view =
-            ProductAvailability::from_levels(ProductId::parse("SKU-1").unwrap(), &[stale]).unwrap();
+        let view = ProductAvailability::from_levels(ProductId::parse("SKU-1").unwrap(), &[stale]).unwrap();
         assert_eq!(view.totals.status, StockStatus::InStock);
     }
 
     #[test]
     fn no_warehouses_means_unknown_product() {
-        assert!(
-            ProductAvailability::from_levels(ProductId::parse("SKU-1").unwrap(), &[]).is_none()
-        );
+        assert!(ProductAvailability::from_levels(ProductId::parse("SKU-1").unwrap(), &[]).is_none());
     }
 
     #[test]
     fn response_shape_matches_the_contract() {
-        let view = ProductAvailability::from_levels(
-            ProductId::parse("SKU-1").unwrap(),
-            &[level("main", 7, 2, 5, "t")],
-        )
-        .unwrap();
+        let view = ProductAvailability::from_levels(ProductId::parse("SKU-1").unwrap(), &[level("main", 7, 2, 5, "t")])
+            .unwrap();
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(
             json,

@@ -1,17 +1,26 @@
 //! The fat part of the service: everything the Lambda crates share.
 //!
-//! - [`domain`]: identifiers, stock levels and status rules — pure, no I/O.
+//! - [`domain`], [`holds`], [`admin`]: identifiers, stock levels, status, holds and their
+//!   transitions, admin changes — pure rules, no I/O.
+//! - [`auth`]: the caller, from claims API Gateway has verified.
 //! - [`error`]: the one error enum and its HTTP mapping.
+//! - [`service`]: the use cases, written against the store traits.
 //! - [`store`]: store traits (one per capability) and the DynamoDB implementation.
 //! - [`api`]: API Gateway HTTP API (payload 2.0) request parsing and response building.
-//! - [`config`] and [`telemetry`]: what every `main` does once per cold start.
+//! - [`config`], [`telemetry`], [`entrypoint`]: what every `main` does once per cold start.
 
+pub mod admin;
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod domain;
+pub mod entrypoint;
 pub mod error;
+pub mod holds;
 pub mod limits;
+pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 
 pub use error::InventoryError;

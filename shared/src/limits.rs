@@ -1,4 +1,5 @@
-//! Input limits, written once. The handlers, the OpenAPI spec and the frontend use these numbers.
+//! Input limits and fixed policy numbers, written once. The handlers, the OpenAPI spec and the
+//! frontend use these.
 
 /// Longest product or warehouse id accepted.
 pub const MAX_ID_LEN: usize = 64;
@@ -7,5 +8,35 @@ pub const MAX_ID_LEN: usize = 64;
 /// keys and e-mail subjects, so anything that needs escaping in one of them is refused.
 pub const ID_PUNCTUATION: &[char] = &['-', '_', '.', ':'];
 
-/// The warehouse a single-warehouse shop uses.
+/// The warehouse a single-warehouse shop uses, and the one an admin write without a warehouse means.
 pub const DEFAULT_WAREHOUSE: &str = "default";
+
+/// Most units one hold may take: a shopping cart, not a wholesale order.
+pub const MAX_HOLD_QUANTITY: i64 = 1_000;
+
+/// Most units one product may have in one warehouse, and the largest single adjustment.
+pub const MAX_STOCK: i64 = 1_000_000_000;
+
+/// Longest reason an admin may give for a change.
+pub const MAX_REASON_LEN: usize = 200;
+
+/// An Idempotency-Key is a client-generated random value (a UUID is 36 characters). Short keys are
+/// refused: the key decides the reservation id, which is all a holder needs to release the hold.
+pub const MIN_IDEMPOTENCY_KEY_LEN: usize = 16;
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// Largest request body accepted; every valid body is far smaller.
+pub const MAX_BODY_BYTES: usize = 4 * 1024;
+
+/// Threshold of an item an admin creates without giving one.
+pub const DEFAULT_THRESHOLD: i64 = 5;
+
+/// How long committed, released and expired holds are kept for audit before DynamoDB TTL removes them.
+pub const ENDED_HOLD_RETENTION_SECONDS: i64 = 30 * 24 * 3600;
+
+/// The Cognito group whose members may manage stock.
+pub const ADMIN_GROUP: &str = "inventory-admins";
+
+/// Admin list page size: default and most.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 200;

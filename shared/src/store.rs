@@ -1,24 +1,59 @@
 //! Persistence. One trait per capability, so a handler depends only on what it uses, and one
-//! DynamoDB implementation of them all.
+//! DynamoDB implementation of them all. Every state change is one conditional write or one
+//! transaction, so counters move exactly once whatever races with them.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
 use aws_sdk_dynamodb::Client;
 
+use crate::admin::{StockChange, StockUpdate};
 use crate::config::Config;
 use crate::domain::{ProductId, StockLevel, WarehouseId};
 use crate::error::InventoryError;
+use crate::holds::{CounterDelta, Reservation, ReservationId, Transition};
+use crate::limits::{DEFAULT_THRESHOLD, ENDED_HOLD_RETENTION_SECONDS, MAX_STOCK};
+use crate::time::EpochSeconds;
 
 /// DynamoDB attribute names, written once.
 pub mod attr {
     pub const PRODUCT_ID: &str = "product_id";
     pub const WAREHOUSE_ID: &str = "warehouse_id";
+    pub const STOCK_COUNT: &str = "stock_count";
+    pub const RESERVED_COUNT: &str = "reserved_count";
+    pub const AVAILABLE_COUNT: &str = "available_count";
+    pub const THRESHOLD_LEVEL: &str = "threshold_level";
+    pub const VERSION: &str = "version";
+    pub const LAST_UPDATED: &str = "last_updated";
+    /// What the last write to a stock item was and who made it: {kind, actor, reason?, reservation_id?}.
+    pub const LAST_CHANGE: &str = "last_change";
+    pub const RESERVATION_ID: &str = "reservation_id";
+    pub const STATE: &str = "state";
+    pub const EXPIRES_AT: &str = "expires_at";
+    pub const ENDED_AT: &str = "ended_at";
+    pub const ENDED_BY: &str = "ended_by";
+    /// The reservations table's TTL attribute.
+    pub const PURGE_AT: &str = "purge_at";
+    /// Keys of the sparse `active-by-expiry` index: present only while a hold is ACTIVE.
+    pub const SWEEP_SHARD: &str = "sweep_shard";
+    pub const SWEEP_DUE_AT: &str = "sweep_due_at";
 }
+
+/// The sparse index the backstop queries for lapsed holds, and how many partitions it spreads over
+/// (one partition key value would be a hot key during a sale).
+pub const ACTIVE_BY_EXPIRY_INDEX: &str = "active-by-expiry";
+pub const SWEEP_SHARDS: u8 = 4;
 
 /// Reads the stock counters of a product.
 pub trait StockReader {
@@ -28,7 +63,90 @@ pub trait StockReader {
         &self,
         product: &ProductId,
         warehouse: Option<&WarehouseId>,
-    ) -> impl std::future::Future<Output = Result<Vec<StockLevel>, InventoryError>> + Send;
+    ) -> impl Future<Output = Result<Vec<StockLevel>, InventoryError>> + Send;
+}
+
+/// What placing a hold came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaceOutcome {
+    Placed,
+    /// A hold with this id exists already (an Idempotency-Key retry): nothing was changed.
+    AlreadyPlaced(Reservation),
+    /// The warehouse has fewer units for sale than asked: nothing was changed.
+    Insufficient {
+        available: i64,
+    },
+    /// The product has no stock item in that warehouse.
+    NoStockItem,
+}
+
+/// What ending a hold came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndOutcome {
+    /// The hold left ACTIVE now and the counters moved, once.
+    Ended(Reservation),
+    /// The hold was no longer ACTIVE (or, for a commit, past its expiry): nothing changed.
+    /// The hold as it is now; `None` if it no longer exists.
+    NotActive(Option<Reservation>),
+    /// Checkout only: the shelf holds fewer units than the hold (an admin counted less stock).
+    StockShort { stock_count: i64 },
+}
+
+/// Places, finds and ends holds.
+pub trait HoldStore {
+    fn place_hold(
+        &self,
+        hold: &Reservation,
+        actor: &str,
+    ) -> impl Future<Output = Result<PlaceOutcome, InventoryError>> + Send;
+
+    /// The hold, strongly consistent.
+    fn reservation(
+        &self,
+        id: &ReservationId,
+    ) -> impl Future<Output = Result<Option<Reservation>, InventoryError>> + Send;
+
+    fn end_hold(
+        &self,
+        hold: &Reservation,
+        transition: Transition,
+        actor: &str,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<EndOutcome, InventoryError>> + Send;
+}
+
+/// What an admin change came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminOutcome {
+    Updated(StockLevel),
+    /// A condition failed: the item as it is (`None`: it does not exist). Nothing changed.
+    Refused(Option<StockLevel>),
+}
+
+/// A page of the admin list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockPage {
+    pub items: Vec<StockLevel>,
+    /// The key of the last item scanned, when there may be more.
+    pub last_key: Option<(ProductId, WarehouseId)>,
+}
+
+/// Admin writes and the admin list.
+pub trait StockAdmin {
+    fn update_stock(
+        &self,
+        product: &ProductId,
+        update: &StockUpdate,
+        actor: &str,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<AdminOutcome, InventoryError>> + Send;
+
+    /// Up to `limit` items after `after`, in the table's scan order.
+    fn scan_stock(
+        &self,
+        after: Option<&(ProductId, WarehouseId)>,
+        limit: usize,
+    ) -> impl Future<Output = Result<StockPage, InventoryError>> + Send;
 }
 
 /// The SDK config every function uses: bounded time per attempt and per operation, so a slow
@@ -58,6 +176,121 @@ impl DynamoStore {
     pub fn new(client: Client, config: Config) -> Self {
         Self { client, config }
     }
+
+    fn stock_key(product: &ProductId, warehouse: &WarehouseId) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            (attr::PRODUCT_ID.to_owned(), s(product.as_str())),
+            (attr::WAREHOUSE_ID.to_owned(), s(warehouse.as_str())),
+        ])
+    }
+
+    fn reservation_key(id: &ReservationId) -> HashMap<String, AttributeValue> {
+        HashMap::from([(attr::RESERVATION_ID.to_owned(), s(&id.to_string()))])
+    }
+
+    /// The counters update every hold transition makes on the stock item.
+    fn counters_update(
+        &self,
+        hold: &Reservation,
+        delta: CounterDelta,
+        change: AttributeValue,
+        now: EpochSeconds,
+    ) -> Update {
+        Update::builder()
+            .table_name(&self.config.stock_table)
+            .set_key(Some(Self::stock_key(&hold.product_id, &hold.warehouse_id)))
+            .update_expression(
+                "SET stock_count = stock_count + :stock, reserved_count = reserved_count + :reserved, \
+                 available_count = available_count + :available, last_updated = :now, last_change = :change",
+            )
+            .expression_attribute_values(":stock", n(delta.stock))
+            .expression_attribute_values(":reserved", n(delta.reserved))
+            .expression_attribute_values(":available", n(delta.available))
+            .expression_attribute_values(":now", s(&crate::time::rfc3339(now)))
+            .expression_attribute_values(":change", change)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .condition_expression("attribute_exists(product_id)")
+            .build()
+            .expect("table, key and update expression are set")
+    }
+
+    /// Runs a transaction, retrying a few times when DynamoDB cancels it only because another
+    /// transaction held one of its items (TransactionConflict, common on a hot item in a sale).
+    /// Returns the cancellation reasons when a condition failed.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Option<Vec<CancellationReason>>, InventoryError> {
+        const ATTEMPTS: u32 = 4;
+        for attempt in 1..=ATTEMPTS {
+            match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+                Ok(_) => return Ok(None),
+                Err(SdkError::ServiceError(service)) => match service.into_err() {
+                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                        let reasons = cancelled.cancellation_reasons().to_vec();
+                        let condition_failed = reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed"));
+                        let conflict = reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
+                        if condition_failed {
+                            return Ok(Some(reasons));
+                        }
+                        if conflict && attempt < ATTEMPTS {
+                            tracing::debug!(attempt, "transaction conflict, retrying");
+                            tokio::time::sleep(Duration::from_millis(fastrand::u64(5..=25) * u64::from(attempt))).await;
+                            continue;
+                        }
+                        return Err(InventoryError::Unavailable {
+                            detail: format!(
+                                "transaction cancelled: {:?}",
+                                reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                            ),
+                        });
+                    }
+                    other => return Err(InventoryError::from_service_error(other)),
+                },
+                Err(err) => return Err(InventoryError::from_sdk(err)),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn change_record(kind: &str, actor: &str, reason: Option<&str>, reservation: Option<&ReservationId>) -> AttributeValue {
+    let mut fields = HashMap::from([("kind".to_owned(), s(kind)), ("actor".to_owned(), s(actor))]);
+    if let Some(reason) = reason {
+        fields.insert("reason".to_owned(), s(reason));
+    }
+    if let Some(id) = reservation {
+        fields.insert(attr::RESERVATION_ID.to_owned(), s(&id.to_string()));
+    }
+    AttributeValue::M(fields)
+}
+
+fn item_of<T: serde::de::DeserializeOwned>(
+    item: &HashMap<String, AttributeValue>,
+    what: &str,
+) -> Result<T, InventoryError> {
+    serde_dynamo::from_item(item.clone())
+        .map_err(|err| InventoryError::internal(format!("malformed {what} item: {err}")))
+}
+
+/// The old item a failed condition returned (ReturnValuesOnConditionCheckFailure = ALL_OLD).
+fn old_item(reason: Option<&CancellationReason>) -> Option<&HashMap<String, AttributeValue>> {
+    reason.and_then(|r| r.item()).filter(|item| !item.is_empty())
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> i64 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The hold's sweep partition, from its random id.
+fn sweep_shard(id: &ReservationId) -> String {
+    let first = id.to_string().as_bytes().first().copied().unwrap_or(0);
+    format!("ACTIVE#{}", first % SWEEP_SHARDS)
 }
 
 impl StockReader for DynamoStore {
@@ -67,16 +300,10 @@ impl StockReader for DynamoStore {
         warehouse: Option<&WarehouseId>,
     ) -> Result<Vec<StockLevel>, InventoryError> {
         let mut key_condition = format!("{} = :product", attr::PRODUCT_ID);
-        let mut values = HashMap::from([(
-            ":product".to_owned(),
-            AttributeValue::S(product.to_string()),
-        )]);
+        let mut values = HashMap::from([(":product".to_owned(), s(product.as_str()))]);
         if let Some(warehouse) = warehouse {
             key_condition.push_str(&format!(" AND {} = :warehouse", attr::WAREHOUSE_ID));
-            values.insert(
-                ":warehouse".to_owned(),
-                AttributeValue::S(warehouse.to_string()),
-            );
+            values.insert(":warehouse".to_owned(), s(warehouse.as_str()));
         }
         let items = self
             .client
@@ -92,7 +319,247 @@ impl StockReader for DynamoStore {
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(InventoryError::from_sdk)?;
-        serde_dynamo::from_items(items)
-            .map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))
+        serde_dynamo::from_items(items).map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))
+    }
+}
+
+impl HoldStore for DynamoStore {
+    async fn place_hold(&self, hold: &Reservation, actor: &str) -> Result<PlaceOutcome, InventoryError> {
+        let quantity = hold.quantity.units();
+        // No read first: the condition is the check. available_count moves in the same expression
+        // as reserved_count, so "enough for sale" and "take it" are one atomic step.
+        let mut take_units = self.counters_update(
+            hold,
+            CounterDelta::place(hold.quantity),
+            change_record("hold", actor, None, Some(&hold.reservation_id)),
+            hold.created_at,
+        );
+        take_units.condition_expression = Some("available_count >= :quantity".to_owned());
+        take_units
+            .expression_attribute_values
+            .get_or_insert_with(HashMap::new)
+            .insert(":quantity".to_owned(), n(quantity));
+
+        let mut record: HashMap<String, AttributeValue> = serde_dynamo::to_item(hold)
+            .map_err(|err| InventoryError::internal(format!("serialising a hold: {err}")))?;
+        record.insert(attr::PURGE_AT.to_owned(), n(hold.expires_at));
+        record.insert(attr::SWEEP_SHARD.to_owned(), s(&sweep_shard(&hold.reservation_id)));
+        record.insert(attr::SWEEP_DUE_AT.to_owned(), n(hold.expires_at));
+        let create_hold = Put::builder()
+            .table_name(&self.config.reservations_table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(reservation_id)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("table and item are set");
+
+        let reasons = self
+            .transact(vec![
+                TransactWriteItem::builder().update(take_units).build(),
+                TransactWriteItem::builder().put(create_hold).build(),
+            ])
+            .await?;
+        let Some(reasons) = reasons else {
+            return Ok(PlaceOutcome::Placed);
+        };
+        // An existing hold wins over "not enough stock": a retry must see its own hold.
+        if let Some(existing) = old_item(reasons.get(1)) {
+            return Ok(PlaceOutcome::AlreadyPlaced(item_of(existing, "reservation")?));
+        }
+        Ok(match old_item(reasons.first()) {
+            Some(stock) => PlaceOutcome::Insufficient { available: number(stock, attr::AVAILABLE_COUNT) },
+            None => PlaceOutcome::NoStockItem,
+        })
+    }
+
+    async fn reservation(&self, id: &ReservationId) -> Result<Option<Reservation>, InventoryError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.config.reservations_table)
+            .set_key(Some(Self::reservation_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(InventoryError::from_sdk)?;
+        found.item().map(|item| item_of(item, "reservation")).transpose()
+    }
+
+    async fn end_hold(
+        &self,
+        hold: &Reservation,
+        transition: Transition,
+        actor: &str,
+        now: EpochSeconds,
+    ) -> Result<EndOutcome, InventoryError> {
+        let target = transition.target();
+        // Leaving ACTIVE drops the sweep index keys and keeps the record for audit until purge_at.
+        let mut leave_active = Update::builder()
+            .table_name(&self.config.reservations_table)
+            .set_key(Some(Self::reservation_key(&hold.reservation_id)))
+            .update_expression(
+                "SET #state = :target, ended_at = :now, ended_by = :actor, purge_at = :purge REMOVE sweep_shard, sweep_due_at",
+            )
+            .condition_expression("#state = :active")
+            .expression_attribute_names("#state", attr::STATE)
+            .expression_attribute_values(":target", s(target.as_str()))
+            .expression_attribute_values(":active", s(crate::holds::ReservationState::Active.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":actor", s(actor))
+            .expression_attribute_values(":purge", n(now + ENDED_HOLD_RETENTION_SECONDS))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("table, key and update expression are set");
+        let mut move_counters = self.counters_update(
+            hold,
+            transition.counters(hold.quantity),
+            change_record(&target.as_str().to_lowercase(), actor, None, Some(&hold.reservation_id)),
+            now,
+        );
+        if transition == Transition::Commit {
+            // A checkout after expiry is refused even before TTL or the sweeper act.
+            leave_active.condition_expression = Some("#state = :active AND expires_at > :now".to_owned());
+            // Sell only units that are on the shelf (an admin may have counted fewer since the hold).
+            move_counters.condition_expression = Some("stock_count >= :quantity".to_owned());
+            move_counters
+                .expression_attribute_values
+                .get_or_insert_with(HashMap::new)
+                .insert(":quantity".to_owned(), n(hold.quantity.units()));
+        }
+        let reasons = self
+            .transact(vec![
+                TransactWriteItem::builder().update(leave_active).build(),
+                TransactWriteItem::builder().update(move_counters).build(),
+            ])
+            .await?;
+        let Some(reasons) = reasons else {
+            let mut ended = hold.clone();
+            ended.state = target;
+            ended.ended_at = Some(now);
+            ended.ended_by = Some(actor.to_owned());
+            return Ok(EndOutcome::Ended(ended));
+        };
+        if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
+            let current = old_item(reasons.first()).map(|item| item_of(item, "reservation")).transpose()?;
+            return Ok(EndOutcome::NotActive(current));
+        }
+        match old_item(reasons.get(1)) {
+            Some(stock) => Ok(EndOutcome::StockShort { stock_count: number(stock, attr::STOCK_COUNT) }),
+            None => Err(InventoryError::internal(format!(
+                "hold {} refers to a missing stock item {}/{}",
+                hold.reservation_id, hold.product_id, hold.warehouse_id
+            ))),
+        }
+    }
+}
+
+impl StockAdmin for DynamoStore {
+    async fn update_stock(
+        &self,
+        product: &ProductId,
+        update: &StockUpdate,
+        actor: &str,
+        now: EpochSeconds,
+    ) -> Result<AdminOutcome, InventoryError> {
+        let mut values = HashMap::from([
+            (":zero".to_owned(), n(0)),
+            (":one".to_owned(), n(1)),
+            (":now".to_owned(), s(&crate::time::rfc3339(now))),
+            (":change".to_owned(), change_record(update.kind(), actor, update.reason.as_deref(), None)),
+        ]);
+        let mut conditions = Vec::new();
+        // Each counter is set exactly once per expression; a new item starts from zero.
+        let counters = match update.change {
+            Some(StockChange::Set(count)) => {
+                values.insert(":count".to_owned(), n(count));
+                "stock_count = :count, available_count = :count - if_not_exists(reserved_count, :zero)"
+            }
+            Some(StockChange::Adjust(delta)) => {
+                values.insert(":delta".to_owned(), n(delta));
+                if delta < 0 {
+                    values.insert(":taken".to_owned(), n(-delta));
+                    conditions.push("stock_count >= :taken");
+                } else {
+                    values.insert(":room".to_owned(), n(MAX_STOCK - delta));
+                    conditions.push("(attribute_not_exists(stock_count) OR stock_count <= :room)");
+                }
+                "stock_count = if_not_exists(stock_count, :zero) + :delta, \
+                 available_count = if_not_exists(available_count, :zero) + :delta"
+            }
+            None => "stock_count = if_not_exists(stock_count, :zero), available_count = if_not_exists(available_count, :zero)",
+        };
+        let threshold = match update.threshold_level {
+            Some(threshold) => {
+                values.insert(":threshold".to_owned(), n(threshold));
+                "threshold_level = :threshold"
+            }
+            None => {
+                values.insert(":default_threshold".to_owned(), n(DEFAULT_THRESHOLD));
+                "threshold_level = if_not_exists(threshold_level, :default_threshold)"
+            }
+        };
+        if let Some(expected) = update.expected_version {
+            values.insert(":expected".to_owned(), n(expected));
+            conditions.push("version = :expected");
+        }
+        let expression = format!(
+            "SET {counters}, reserved_count = if_not_exists(reserved_count, :zero), {threshold}, \
+             version = if_not_exists(version, :zero) + :one, last_updated = :now, last_change = :change"
+        );
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.config.stock_table)
+            .set_key(Some(Self::stock_key(product, &update.warehouse_id)))
+            .update_expression(expression)
+            .set_condition_expression((!conditions.is_empty()).then(|| conditions.join(" AND ")))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let item =
+                    output.attributes().ok_or_else(|| InventoryError::internal("UpdateItem returned no attributes"))?;
+                Ok(AdminOutcome::Updated(item_of(item, "stock")?))
+            }
+            Err(SdkError::ServiceError(service)) => match service.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    let current =
+                        failed.item().filter(|i| !i.is_empty()).map(|item| item_of(item, "stock")).transpose()?;
+                    Ok(AdminOutcome::Refused(current))
+                }
+                other => Err(InventoryError::from_service_error(other)),
+            },
+            Err(err) => Err(InventoryError::from_sdk(err)),
+        }
+    }
+
+    async fn scan_stock(
+        &self,
+        after: Option<&(ProductId, WarehouseId)>,
+        limit: usize,
+    ) -> Result<StockPage, InventoryError> {
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.config.stock_table)
+            .set_exclusive_start_key(after.map(|(product, warehouse)| Self::stock_key(product, warehouse)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(InventoryError::from_sdk)?;
+        let items: Vec<StockLevel> = serde_dynamo::from_items(output.items().to_vec())
+            .map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))?;
+        let last_key = match output.last_evaluated_key() {
+            Some(key) => Some((
+                ProductId::parse(key.get(attr::PRODUCT_ID).and_then(|v| v.as_s().ok()).map_or("", String::as_str))?,
+                WarehouseId::parse(key.get(attr::WAREHOUSE_ID).and_then(|v| v.as_s().ok()).map_or("", String::as_str))?,
+            )),
+            None => None,
+        };
+        Ok(StockPage { items, last_key })
     }
 }

@@ -1,43 +1,25 @@
 //! GET /inventory/{productId}[?warehouse_id=]: a product's availability, totals and per warehouse.
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
-use shared::api::{self, Request, Response};
-use shared::config::Config;
+use lambda_runtime::Error;
+use shared::api::{self, Request};
 use shared::domain::{ProductAvailability, ProductId, WarehouseId};
-use shared::store::{self, DynamoStore, StockReader};
+use shared::store::StockReader;
 use shared::InventoryError;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let config = Config::from_env()?;
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&store::aws_sdk_config().await),
-        config,
-    );
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Request>| {
-        let store = &store;
-        async move {
-            let request_id = api::request_id(&event.payload, &event.context.request_id);
-            Ok::<Response, Error>(api::respond(
-                get_inventory(store, &event.payload).await,
-                &request_id,
-            ))
-        }
-    }))
-    .await
+    let store = shared::entrypoint::dynamo_store().await?;
+    shared::entrypoint::serve_http(store, |store, request| async move { get_inventory(store, &request).await }).await
 }
 
-#[tracing::instrument(skip_all, fields(product_id = request.path_parameters.get("productId")))]
 async fn get_inventory(
     store: &impl StockReader,
     request: &Request,
 ) -> Result<(u16, ProductAvailability), InventoryError> {
     let product = ProductId::parse(api::path_param(request, "productId")?)?;
-    let warehouse = api::query_params(request, &["warehouse_id"])?
-        .single("warehouse_id")?
-        .map(WarehouseId::parse)
-        .transpose()?;
+    let warehouse =
+        api::query_params(request, &["warehouse_id"])?.single("warehouse_id")?.map(WarehouseId::parse).transpose()?;
     let levels = store.stock_levels(&product, warehouse.as_ref()).await?;
     let not_found = || InventoryError::ProductNotFound {
         message: match &warehouse {

@@ -1,0 +1,108 @@
+//! Who is calling, from the claims API Gateway's JWT authorizer has already verified. Nothing here
+//! trusts a header or body field for identity; a route without the authorizer has no caller.
+
+use std::collections::HashMap;
+
+use crate::api::Request;
+use crate::error::InventoryError;
+use crate::limits::ADMIN_GROUP;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's `sub`: stable, unique per user.
+    pub subject: String,
+    pub username: Option<String>,
+    pub groups: Vec<String>,
+}
+
+impl Caller {
+    /// The verified caller, if the route has an authorizer and it passed a token with a subject.
+    pub fn from_request(request: &Request) -> Option<Self> {
+        let claims = &request.request_context.authorizer.as_ref()?.jwt.as_ref()?.claims;
+        Self::from_claims(claims)
+    }
+
+    pub fn from_claims(claims: &HashMap<String, String>) -> Option<Self> {
+        let subject = claims.get("sub").filter(|s| !s.is_empty())?.clone();
+        let username = claims.get("cognito:username").or_else(|| claims.get("username")).cloned();
+        // API Gateway passes a JSON array claim to Lambda as "[a b]".
+        let groups = claims
+            .get("cognito:groups")
+            .map(|raw| {
+                raw.trim_matches(|c| c == '[' || c == ']')
+                    .split(|c: char| c.is_whitespace() || c == ',')
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Self { subject, username, groups })
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.groups.iter().any(|g| g == ADMIN_GROUP)
+    }
+
+    /// How audit records name this caller.
+    pub fn actor(&self) -> String {
+        format!("user:{}", self.username.as_deref().unwrap_or(&self.subject))
+    }
+}
+
+/// The signed-in caller, or 401.
+pub fn signed_in(request: &Request) -> Result<Caller, InventoryError> {
+    Caller::from_request(request).ok_or(InventoryError::Unauthorized)
+}
+
+/// The caller if a member of the admin group, or 403.
+pub fn require_admin(caller: Caller) -> Result<Caller, InventoryError> {
+    if caller.is_admin() {
+        Ok(caller)
+    } else {
+        Err(InventoryError::Forbidden {
+            message: format!("managing stock needs membership of the {ADMIN_GROUP} group"),
+        })
+    }
+}
+
+/// How audit records name an anonymous shopper.
+pub const ANONYMOUS_ACTOR: &str = "shopper";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn groups_arrive_as_a_bracketed_list() {
+        let caller =
+            Caller::from_claims(&claims(&[("sub", "u1"), ("cognito:groups", "[shoppers inventory-admins]")])).unwrap();
+        assert_eq!(caller.groups, ["shoppers", "inventory-admins"]);
+        assert!(caller.is_admin());
+    }
+
+    #[test]
+    fn no_group_is_no_admin() {
+        let caller = Caller::from_claims(&claims(&[("sub", "u1"), ("cognito:username", "sam")])).unwrap();
+        assert!(!caller.is_admin());
+        assert_eq!(caller.actor(), "user:sam");
+        // A group whose name merely contains the admin group's is not it.
+        let lookalike =
+            Caller::from_claims(&claims(&[("sub", "u2"), ("cognito:groups", "[not-inventory-admins]")])).unwrap();
+        assert!(!lookalike.is_admin());
+    }
+
+    #[test]
+    fn no_subject_is_no_caller() {
+        assert!(Caller::from_claims(&claims(&[("cognito:groups", "[inventory-admins]")])).is_none());
+        assert!(Caller::from_claims(&claims(&[("sub", "")])).is_none());
+    }
+
+    #[test]
+    fn a_request_without_an_authorizer_has_no_caller() {
+        assert_eq!(signed_in(&Request::default()).unwrap_err(), InventoryError::Unauthorized);
+    }
+}

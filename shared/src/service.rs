@@ -1,0 +1,242 @@
+//! The use cases: what each API operation does, in terms of the domain rules and the store traits.
+//! Handlers parse a request, call one of these and map the result; nothing here knows HTTP.
+
+use base64::Engine;
+use serde::Serialize;
+
+use crate::admin::{StockChange, StockUpdate};
+use crate::auth::Caller;
+use crate::domain::{ProductId, StockItemView, StockLevel, StockStatus, WarehouseId};
+use crate::error::InventoryError;
+use crate::holds::{IdempotencyKey, Reservation, ReservationId, ReservationView, ReserveRequest, Transition};
+use crate::limits::MAX_STOCK;
+use crate::store::{AdminOutcome, EndOutcome, HoldStore, PlaceOutcome, StockAdmin, StockReader};
+use crate::time::EpochSeconds;
+
+/// Places a hold. With a warehouse, only there; without, in the warehouse with the most units for
+/// sale that can cover the whole quantity (a hold is never split), falling back to the next if a
+/// concurrent hold took the units first. With an Idempotency-Key, a retry answers 200 with the hold
+/// it placed; the same key with a different body is 422.
+pub async fn reserve(
+    store: &(impl StockReader + HoldStore),
+    product: ProductId,
+    request: ReserveRequest,
+    key: Option<IdempotencyKey>,
+    actor: &str,
+    hold_seconds: i64,
+    now: EpochSeconds,
+) -> Result<(u16, ReservationView), InventoryError> {
+    let id = match &key {
+        Some(key) => ReservationId::for_idempotency_key(&product, key),
+        None => ReservationId::random(),
+    };
+    let quantity = request.quantity.units();
+    let candidates: Vec<(WarehouseId, i64)> = match &request.warehouse_id {
+        // Named warehouse: no read first; the transaction's condition is the check.
+        Some(warehouse) => vec![(warehouse.clone(), i64::MAX)],
+        None => {
+            let mut levels = store.stock_levels(&product, None).await?;
+            if levels.is_empty() {
+                return Err(InventoryError::ProductNotFound { message: format!("product {product} not found") });
+            }
+            levels.sort_by_key(|level| std::cmp::Reverse(level.available_count));
+            let covering: Vec<_> = levels.iter().filter(|l| l.available_count >= quantity).collect();
+            // None covers it by this read: still try the best one, so that an Idempotency-Key retry
+            // finds its hold and a read that just went stale does not refuse a hold that fits.
+            let tried = if covering.is_empty() { vec![&levels[0]] } else { covering };
+            tried.into_iter().map(|l| (l.warehouse_id.clone(), l.available_count)).collect()
+        }
+    };
+    let mut most_available = 0;
+    for (warehouse, _) in candidates {
+        let hold = Reservation::new(id.clone(), product.clone(), warehouse.clone(), &request, now, hold_seconds);
+        match store.place_hold(&hold, actor).await? {
+            PlaceOutcome::Placed => {
+                tracing::info!(reservation_id = %id, product_id = %product, warehouse_id = %warehouse, quantity,
+                               expires_at = hold.expires_at, transition = "PLACED", "hold placed");
+                return Ok((201, hold.view()));
+            }
+            PlaceOutcome::AlreadyPlaced(existing) => {
+                if existing.product_id == product && existing.request_fingerprint == request.fingerprint() {
+                    tracing::info!(reservation_id = %id, "idempotent retry answered with the existing hold");
+                    return Ok((200, existing.view()));
+                }
+                return Err(InventoryError::IdempotencyKeyReused {
+                    message: "this Idempotency-Key was used for a different request; use a new key for a new hold"
+                        .into(),
+                });
+            }
+            PlaceOutcome::Insufficient { available } => most_available = most_available.max(available),
+            PlaceOutcome::NoStockItem if request.warehouse_id.is_some() => {
+                return Err(InventoryError::ProductNotFound {
+                    message: format!("product {product} has no stock record in warehouse {warehouse}"),
+                });
+            }
+            PlaceOutcome::NoStockItem => {}
+        }
+    }
+    let most_available = most_available.max(0);
+    Err(InventoryError::InsufficientStock {
+        available: most_available,
+        message: match &request.warehouse_id {
+            Some(warehouse) => {
+                format!("not enough {product} in {warehouse}: {most_available} available, {quantity} asked")
+            }
+            None => {
+                format!("not enough {product}: at most {most_available} available in one warehouse, {quantity} asked")
+            }
+        },
+    })
+}
+
+/// Commits (checkout) or releases a hold, exactly once; a repeat answers with the hold as it is.
+pub async fn end_hold(
+    store: &impl HoldStore,
+    product: &ProductId,
+    id: &ReservationId,
+    transition: Transition,
+    actor: &str,
+    now: EpochSeconds,
+) -> Result<(u16, ReservationView), InventoryError> {
+    let not_found = || InventoryError::ReservationNotFound { message: format!("no hold {id} for product {product}") };
+    let hold = store.reservation(id).await?.filter(|hold| &hold.product_id == product).ok_or_else(not_found)?;
+    if !transition.check(&hold, now)? {
+        return Ok((200, hold.view()));
+    }
+    match store.end_hold(&hold, transition, actor, now).await? {
+        EndOutcome::Ended(ended) => {
+            tracing::info!(reservation_id = %id, product_id = %product, warehouse_id = %ended.warehouse_id,
+                           quantity = ended.quantity.units(), transition = ended.state.as_str(), actor, "hold ended");
+            Ok((200, ended.view()))
+        }
+        EndOutcome::NotActive(Some(current)) => match transition.check(&current, now)? {
+            false => Ok((200, current.view())),
+            // Still ACTIVE, yet the condition failed: the store's clock saw it expire.
+            true => Err(InventoryError::ReservationExpired { message: format!("hold {id} expired; add the item to the cart again") }),
+        },
+        EndOutcome::NotActive(None) => Err(not_found()),
+        EndOutcome::StockShort { stock_count } => Err(InventoryError::InsufficientStock {
+            available: stock_count.max(0),
+            message: format!(
+                "only {} of {product} are on the shelf now, fewer than this hold's {}; the hold stays until released or expired",
+                stock_count.max(0),
+                hold.quantity.units()
+            ),
+        }),
+    }
+}
+
+/// Sets or adjusts stock, or changes the threshold, creating the item when new.
+pub async fn update_stock(
+    store: &impl StockAdmin,
+    product: &ProductId,
+    update: &StockUpdate,
+    caller: &Caller,
+    now: EpochSeconds,
+) -> Result<(u16, StockItemView), InventoryError> {
+    match store.update_stock(product, update, &caller.actor(), now).await? {
+        AdminOutcome::Updated(level) => {
+            tracing::info!(product_id = %product, warehouse_id = %update.warehouse_id, kind = update.kind(),
+                           actor = %caller.actor(), stock_count = level.stock_count, version = level.version, "stock changed");
+            let created = level.version == 1;
+            Ok((if created { 201 } else { 200 }, StockItemView::from(&level)))
+        }
+        AdminOutcome::Refused(current) => Err(refusal(product, update, current.as_ref())),
+    }
+}
+
+/// Which of the update's conditions the item as it is fails.
+fn refusal(product: &ProductId, update: &StockUpdate, current: Option<&StockLevel>) -> InventoryError {
+    let where_ = format!("{product} in {}", update.warehouse_id);
+    if let Some(expected) = update.expected_version {
+        if current.map(|c| c.version) != Some(expected) {
+            return InventoryError::VersionConflict {
+                current_version: current.map(|c| c.version),
+                message: format!("{where_} changed since version {expected}; reload and apply your change again"),
+            };
+        }
+    }
+    let stock_count = current.map_or(0, |c| c.stock_count);
+    match update.change {
+        Some(StockChange::Adjust(delta)) if delta < 0 => InventoryError::StockBelowZero {
+            stock_count,
+            message: format!("{where_} has {stock_count} on hand; adjusting by {delta} would go below zero"),
+        },
+        Some(StockChange::Adjust(delta)) => InventoryError::invalid(
+            "adjust_by",
+            format!("{where_} has {stock_count} on hand; adjusting by {delta} would exceed {MAX_STOCK}"),
+        ),
+        _ => InventoryError::internal(format!("admin update of {where_} refused for no known reason")),
+    }
+}
+
+/// An admin list page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StockList {
+    pub items: Vec<StockItemView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Pages through every product and warehouse, optionally only those whose status (computed from
+/// the counters, like GET) is `status`. A filtered page may hold fewer than `limit` items.
+pub async fn list_stock(
+    store: &impl StockAdmin,
+    status: Option<StockStatus>,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<(u16, StockList), InventoryError> {
+    // Bounded work per request: a sparse filter over a big table returns a cursor, not a timeout.
+    const MAX_SCAN_PAGES: usize = 10;
+    let mut after = cursor.map(decode_cursor).transpose()?;
+    let mut items = Vec::new();
+    for _ in 0..MAX_SCAN_PAGES {
+        let page = store.scan_stock(after.as_ref(), limit).await?;
+        let mut stopped_early = false;
+        for level in &page.items {
+            after = Some((level.product_id.clone(), level.warehouse_id.clone()));
+            if status
+                .is_none_or(|wanted| StockStatus::for_levels(level.available_count, level.threshold_level) == wanted)
+            {
+                items.push(StockItemView::from(level));
+                if items.len() == limit {
+                    stopped_early = true;
+                    break;
+                }
+            }
+        }
+        if !stopped_early {
+            after = page.last_key;
+        }
+        if stopped_early || after.is_none() {
+            break;
+        }
+    }
+    Ok((200, StockList { items, next_cursor: after.as_ref().map(encode_cursor) }))
+}
+
+fn encode_cursor((product, warehouse): &(ProductId, WarehouseId)) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{product}\n{warehouse}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(ProductId, WarehouseId), InventoryError> {
+    let invalid = || InventoryError::invalid("cursor", "cursor is not one this API returned");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (product, warehouse) = text.split_once('\n').ok_or_else(invalid)?;
+    Ok((ProductId::parse(product).map_err(|_| invalid())?, WarehouseId::parse(warehouse).map_err(|_| invalid())?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_refuses_forgeries() {
+        let key = (ProductId::parse("SKU-1").unwrap(), WarehouseId::parse("main").unwrap());
+        assert_eq!(decode_cursor(&encode_cursor(&key)).unwrap(), key);
+        for bad in ["", "%%%", "U0tVLTE", "YSBiCmM"] {
+            assert_eq!(decode_cursor(bad).unwrap_err().code(), "INVALID_INPUT", "{bad}");
+        }
+    }
+}

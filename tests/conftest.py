@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stack as stack_tool  # noqa: E402
-from support import Stack  # noqa: E402
+from support import Stack, unique_id  # noqa: E402
 
 
 TEST_HOLD_SECONDS = 10
@@ -45,3 +45,24 @@ def stack() -> Stack:
         yield Stack(description, state_dir)
     finally:
         stack_tool.stop_ministack(state_dir)
+
+
+@pytest.fixture(scope="session")
+def tokens(stack) -> dict:
+    """Access tokens of the demo admin and shopper, signed in through Cognito as the pages do."""
+    return {role: stack_tool.access_token(stack.description, role) for role in ("admin", "shopper")}
+
+
+@pytest.fixture
+def new_product(stack, tokens):
+    """Creates a product of the test's own through the admin API: new_product(main=10, east=(5, 2))
+    where a value is a stock count or (stock, threshold)."""
+    def create(**warehouses) -> str:
+        product = unique_id("P")
+        for warehouse, spec in warehouses.items():
+            stock, threshold = spec if isinstance(spec, tuple) else (spec, 0)
+            response = stack.admin_put(product, {"warehouse_id": warehouse, "stock_count": stock,
+                                                 "threshold_level": threshold, "reason": "test set-up"}, tokens["admin"])
+            assert response.status_code == 201, response.text
+        return product
+    return create

@@ -39,6 +39,11 @@ FINGERPRINTS = {
     "lambda_runtime.Worker._drain_stderr_bounded": "3fd7cc742872e604e4937310429a4021719467dd7d2993734c4331c01e4427ab",
     "lambda_runtime.ProvidedWorker.invoke": "00d96a1a25c6146afbac3d89105a4ae630523b6c5a112e49c3da3783487a8fe3",
     "dynamodb_streams._get_records": "bb50abe735aab60d4a9bd69b8f637dee97ed9fc8818805659ec1dbe366520bc7",
+    "lambda_svc._poll_dynamodb_streams": "2b2460e933a9f3c3fb00d9e15763d11977533af74787eb39ce1f39bbe6e54e8b",
+    "lambda_svc._execute_function": "3ceb16d6480a2161601b152da88f1633573e5143f94de16fab84877d447165be",
+    "lambda_svc._send_ddb_stream_failure_record": "0efd5f5ffe2d6df57a30204eb0a4d226406f6f3f0bf81b3cbc1040c31fc748a0",
+    "lambda_svc._dynamodb_stream_table_from_arn_spec": "339c3125c285fe02eb713f710f7f967dc72a22072b6292fa420941710c7132a2",
+    "dynamodb.stream_records_since": "aed31a353fda9770d3babb2d6091616fd2e60fcee3c78aee7c197e490182f27a",
     "lambda_svc._provided_worker_env": "8cccaed6a6d8792afe3d2840bbe7f59d1b66365f92505f340545a5aef203b3f3",
 }
 
@@ -114,6 +119,11 @@ def _relied_on():
         "lambda_runtime.Worker._drain_stderr_bounded": lambda_runtime.Worker._drain_stderr_bounded,
         "lambda_runtime.ProvidedWorker.invoke": lambda_runtime.ProvidedWorker.invoke,
         "lambda_svc._provided_worker_env": _lambda_service()._provided_worker_env,
+        "lambda_svc._poll_dynamodb_streams": _lambda_service()._poll_dynamodb_streams,
+        "lambda_svc._execute_function": _lambda_service()._execute_function,
+        "lambda_svc._send_ddb_stream_failure_record": _lambda_service()._send_ddb_stream_failure_record,
+        "lambda_svc._dynamodb_stream_table_from_arn_spec": _lambda_service()._dynamodb_stream_table_from_arn_spec,
+        "dynamodb.stream_records_since": dynamodb.stream_records_since,
         "dynamodb_streams._get_records": _streams_service()._get_records,
     }
 
@@ -317,6 +327,77 @@ def _install_logging_config_env():
     lambda_svc._provided_worker_env = worker_env_with_logging_config
 
 
+# --- Fix 7: partial batch failures on DynamoDB stream event source mappings ---------------------
+# With FunctionResponseTypes [ReportBatchItemFailures], AWS checkpoints before the first reported
+# sequence number and retries from it; after MaximumRetryAttempts (bisecting on the way, which
+# isolates the failing record) it sends that record's batch info to the OnFailure destination and
+# moves on. MiniStack honoured partial failures only for SQS: for streams it took the response as
+# success and skipped the failed record. Whole-batch function errors are left as MiniStack handles
+# them (retried until MaximumRecordAgeInSeconds).
+
+def _install_stream_partial_batch_failures():
+    from ministack.core.arn import parse_arn
+    lambda_svc = _lambda_service()
+    dynamodb = _modules()[3]
+    execute = lambda_svc._execute_function
+    failures_at: dict[tuple[str, str], int] = {}  # (esm id, sequence number) -> attempts so far
+
+    def mapping_for(func: dict, stream_arn: str):
+        name = (func.get("config") or func).get("FunctionName", "")
+        for _, _, esm in lambda_svc._iter_all_esms():
+            target = str(esm.get("FunctionName", ""))
+            if esm.get("EventSourceArn") == stream_arn and (target == name or target.endswith(f":{name}")):
+                return esm
+        return None
+
+    def first_reported_failure(result: dict):
+        body = result.get("body")
+        if isinstance(body, str):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                return None
+        failures = (body or {}).get("batchItemFailures") if isinstance(body, dict) else None
+        return (failures or [{}])[0].get("itemIdentifier") if failures else None
+
+    def execute_honouring_partial_failures(func: dict, event: dict) -> dict:
+        result = execute(func, event)
+        records = event.get("Records") if isinstance(event, dict) else None
+        if result.get("error") or not records or records[0].get("eventSource") != "aws:dynamodb":
+            return result
+        stream_arn = records[0].get("eventSourceARN", "")
+        esm = mapping_for(func, stream_arn)
+        if esm is None or "ReportBatchItemFailures" not in esm.get("FunctionResponseTypes", []):
+            return result
+        failed = first_reported_failure(result)
+        if not failed:
+            return result
+        table_name, _ = lambda_svc._dynamodb_stream_table_from_arn_spec(parse_arn(stream_arn))
+        esm_id = esm["UUID"]
+        with lambda_svc._dynamodb_stream_positions_lock:
+            position = lambda_svc._dynamodb_stream_positions[esm_id]
+        pending = dynamodb.stream_records_since(table_name, position, esm.get("BatchSize", 100))
+        index = next((i for i, r in enumerate(pending) if r["dynamodb"].get("SequenceNumber") == failed), None)
+        failure = {**result, "error": f"record {failed} reported as a batch item failure",
+                   "body": {"errorType": "BatchItemFailure", "errorMessage": f"record {failed} failed"}}
+        if index is None:
+            return failure  # an identifier that is not in the batch fails the whole batch, as on AWS
+        attempts = failures_at[(esm_id, failed)] = failures_at.get((esm_id, failed), 0) + 1
+        retries = esm.get("MaximumRetryAttempts", -1)
+        if retries is not None and 0 <= int(retries) < attempts:
+            lambda_svc._send_ddb_stream_failure_record(esm, func, [pending[index]], stream_arn, result,
+                                                       "RetryAttemptsExhausted")
+            failures_at.pop((esm_id, failed), None)
+            index += 1
+            log.info("stream record %s sent to the on-failure destination after %d attempts", failed, attempts)
+        with lambda_svc._dynamodb_stream_positions_lock:
+            lambda_svc._dynamodb_stream_positions[esm_id] = position + index
+        # Reported as an error so that the poller neither advances past our checkpoint nor spins.
+        return failure
+
+    lambda_svc._execute_function = execute_honouring_partial_failures
+
+
 def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _import_ministack_without_its_ttl_reaper()
@@ -335,6 +416,7 @@ def main():
     _install_runtime_api_nodelay()
     _install_prompt_response()
     _install_logging_config_env()
+    _install_stream_partial_batch_failures()
     _start_ttl_reaper(interval)
     log.info("fidelity fixes applied (TTL reaper every %.1fs)", interval)
     from ministack.app import main as ministack_main

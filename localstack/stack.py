@@ -255,7 +255,8 @@ def access_token(stack: dict, role: str) -> str:
     return result["AuthenticationResult"]["AccessToken"]
 
 
-def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_seconds: int = 900) -> dict:
+def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_seconds: int = 900,
+       backstop_schedule: str = "rate(1 minute)") -> dict:
     """The whole bring-up; returns what it writes to <state-dir>/stack.json."""
     started = time.monotonic()
     external = os.environ.get("AWS_ENDPOINT_URL")
@@ -269,7 +270,9 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
     step("packaging functions")
     template = package(load_template(), client("s3"))
     step(f"deploying stack '{STACK_NAME}'")
-    outputs = deploy(client("cloudformation"), template, {"Architecture": "x86_64", "HoldSeconds": str(hold_seconds)})
+    outputs = deploy(client("cloudformation"), template, {
+        "Architecture": "x86_64", "HoldSeconds": str(hold_seconds), "CreateLocalAlertsQueue": "true",
+        "BackstopSchedule": backstop_schedule})
     step("seeding the demo catalogue and demo users")
     catalogue = seed(client("dynamodb"), outputs["StockTableName"])
     stack_file = state_dir / "stack.json"
@@ -289,6 +292,12 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "user_pool_id": outputs["UserPoolId"],
         "user_pool_client_id": outputs["UserPoolClientId"],
         "hold_seconds": int(outputs["HoldSeconds"]),
+        "alerts_topic_arn": outputs["AlertsTopicArn"],
+        "alerts_queue_url": outputs["LocalAlertsQueueUrl"],
+        "stream_failures_queue_url": outputs["StreamFailuresQueueUrl"],
+        "functions": {name: outputs[f"{key}FunctionName"] for name, key in [
+            ("check_thresholds", "CheckThresholds"), ("stock_events", "StockEvents"),
+            ("expire_reservations", "ExpireReservations")]},
         "demo_products": [p["product_id"] for p in catalogue],
         # Local only: passwords of the demo users this bring-up created.
         "demo_users": users,

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import stack as stack_tool  # noqa: E402
-from support import Stack, unique_id  # noqa: E402
+from support import AlertInbox, Stack, unique_id  # noqa: E402
 
 
 TEST_HOLD_SECONDS = 10
@@ -41,7 +41,9 @@ def stack() -> Stack:
     state_dir = Path(tempfile.mkdtemp(prefix="inventory-test-", dir=stack_tool.ROOT / ".local"))
     try:
         # Short holds, so expiry is observable within a test.
-        description = stack_tool.up(state_dir, free_port(), ttl_reaper_interval=1.0, hold_seconds=TEST_HOLD_SECONDS)
+        # The backstop runs when a test invokes it, so its reports are the test's own.
+        description = stack_tool.up(state_dir, free_port(), ttl_reaper_interval=1.0, hold_seconds=TEST_HOLD_SECONDS,
+                                    backstop_schedule="rate(1 day)")
         yield Stack(description, state_dir)
     finally:
         stack_tool.stop_ministack(state_dir)
@@ -66,3 +68,8 @@ def new_product(stack, tokens):
             assert response.status_code == 201, response.text
         return product
     return create
+
+
+@pytest.fixture(scope="session")
+def inbox(stack) -> "AlertInbox":
+    return AlertInbox(stack)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -88,6 +89,98 @@ class Stack:
             "available_count": {"N": str(stock - reserved)}, "threshold_level": {"N": str(threshold)},
             "version": {"N": "1"}, "last_updated": {"S": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         })
+
+
+    def invoke(self, function: str, payload: dict) -> dict:
+        """Invokes one of the stack's functions directly (the backstop, or a consumer with a crafted batch)."""
+        result = self.client("lambda").invoke(FunctionName=self.description["functions"][function],
+                                              Payload=json.dumps(payload).encode())
+        body = json.loads(result["Payload"].read() or b"null")
+        assert "FunctionError" not in result, body
+        return body
+
+    def stock_item(self, product: str, warehouse: str = "main") -> dict:
+        """The raw stock item, with its alert state (`status`) and any pending alert."""
+        return self.dynamodb.get_item(TableName=self.description["stock_table"], ConsistentRead=True,
+                                      Key={"product_id": {"S": product}, "warehouse_id": {"S": warehouse}})["Item"]
+
+    def alert_state(self, product: str, warehouse: str = "main") -> str | None:
+        item = self.stock_item(product, warehouse)
+        return item["status"]["S"] if "status" in item and "pending_alert" not in item else None
+
+    def stream_records(self, table_key: str, product_or_id: str) -> list[dict]:
+        """The table's stream records for one key, reshaped as Lambda delivers them."""
+        streams = self.client("dynamodbstreams")
+        arn = self.description[f"{table_key}_stream_arn"]
+        records = []
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            while iterator:
+                page = streams.get_records(ShardIterator=iterator, Limit=1000)
+                records += page["Records"]
+                iterator = page.get("NextShardIterator") if page["Records"] else None
+        key = "product_id" if table_key == "stock" else "reservation_id"
+        mine = [r for r in records if r["dynamodb"]["Keys"][key]["S"] == product_or_id]
+        return [lambda_record(r, arn) for r in mine]
+
+
+def lambda_record(record: dict, stream_arn: str) -> dict:
+    """A Streams API record in the shape a Lambda event source mapping delivers it."""
+    shaped = {k: v for k, v in record.items() if k not in ("userIdentity", "dynamodb")}
+    dynamodb = dict(record["dynamodb"])
+    if "ApproximateCreationDateTime" in dynamodb:
+        created = dynamodb["ApproximateCreationDateTime"]
+        dynamodb["ApproximateCreationDateTime"] = created.timestamp() if hasattr(created, "timestamp") else created
+    shaped["dynamodb"] = dynamodb
+    shaped["eventSourceARN"] = stream_arn
+    if "userIdentity" in record:
+        shaped["userIdentity"] = {"type": record["userIdentity"]["Type"],
+                                  "principalId": record["userIdentity"]["PrincipalId"]}
+    return shaped
+
+
+class AlertInbox:
+    """Reads the alerts the stack published, from the SQS queue subscribed to its topic."""
+
+    def __init__(self, stack: Stack):
+        self.sqs = stack.client("sqs")
+        self.queue_url = stack.description["alerts_queue_url"]
+        self.received: list[dict] = []
+
+    def drain(self):
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                                WaitTimeSeconds=0).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                self.received.append({
+                    "subject": envelope.get("Subject"),
+                    "body": json.loads(envelope["Message"]),
+                    "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
+                })
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def for_product(self, product: str) -> list[dict]:
+        self.drain()
+        return [a for a in self.received if a["body"]["product_id"] == product]
+
+    def wait_for(self, product: str, count: int, timeout: float = 15) -> list[dict]:
+        alerts = wait_for(lambda: len(self.for_product(product)) >= count and self.for_product(product),
+                          timeout, what=f"{count} alert(s) for {product}")
+        return alerts
+
+    def settled(self, product: str, quiet: float = 2.0) -> list[dict]:
+        """All alerts for the product once the pipeline has been quiet for `quiet` seconds."""
+        seen = -1
+        while True:
+            time.sleep(quiet)
+            alerts = self.for_product(product)
+            if len(alerts) == seen:
+                return alerts
+            seen = len(alerts)
 
 
 def unique_id(prefix: str = "T") -> str:

@@ -5,7 +5,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from conftest import TEST_HOLD_SECONDS
-from support import assert_error, unique_id
+from support import assert_error, unique_id, wait_for
 
 
 def test_reserve_takes_units_off_sale_and_returns_the_hold(stack, new_product):
@@ -73,6 +73,8 @@ def test_commit_after_expiry_is_410_and_changes_nothing(stack, new_product, toke
     hold = stack.reserve(product, 2, "main").json()
     expires = time.mktime(time.strptime(hold["expires_at"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
     time.sleep(max(0.0, expires - time.time()) + 1.1)
+    # TTL may be deleting it right now; the expiry consumer writes it back as EXPIRED within moments.
+    wait_for(lambda: stack.reservations(product), timeout=10, what="the hold record (ACTIVE or EXPIRED)")
     assert_error(stack.commit(product, hold["reservation_id"], tokens["shopper"]), 410, "RESERVATION_EXPIRED")
     stock, _, _ = stack.levels(product)["main"]
     assert stock == 5, "an expired hold must not be sold"

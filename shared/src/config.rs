@@ -23,6 +23,11 @@ pub enum SettingError {
     Invalid { name: &'static str, expected: &'static str, value: String },
 }
 
+/// A required setting other than the tables (e.g. `ALERTS_TOPIC_ARN`).
+pub fn required(name: &'static str) -> Result<String, MissingSetting> {
+    env::var(name).ok().filter(|value| !value.trim().is_empty()).ok_or(MissingSetting(name))
+}
+
 /// How long a hold lasts (`HOLD_SECONDS`, the template's HoldSeconds parameter).
 pub fn hold_seconds() -> Result<i64, SettingError> {
     hold_seconds_from(|name| env::var(name).ok())

@@ -107,6 +107,9 @@ pub struct StockLevel {
     pub version: i64,
     #[serde(default)]
     pub last_updated: String,
+    /// An alert claimed by a status change but not yet confirmed published (JSON of `alerts::Alert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_alert: Option<String>,
 }
 
 /// The figures a shopper or admin sees for a product, or for one of its warehouses.
@@ -211,6 +214,7 @@ mod tests {
             status: None,
             version: 3,
             last_updated: updated.into(),
+            pending_alert: None,
         }
     }
 

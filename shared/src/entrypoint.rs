@@ -4,19 +4,72 @@
 use std::future::Future;
 use std::time::Instant;
 
+use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde::Serialize;
 
 use crate::api::{self, Request};
 use crate::config::Config;
 use crate::error::InventoryError;
-use crate::store::{aws_sdk_config, DynamoStore};
+use crate::store::{aws_sdk_config, DynamoStore, SnsPublisher};
 
 /// The DynamoDB store, built once per cold start from the environment; a missing setting fails
 /// here, at init, with its name.
 pub async fn dynamo_store() -> Result<DynamoStore, Error> {
+    Ok(stores().await?.0)
+}
+
+/// The DynamoDB store and the alerts publisher (`ALERTS_TOPIC_ARN`), sharing one SDK config.
+pub async fn stores_with_publisher() -> Result<(DynamoStore, SnsPublisher), Error> {
+    let topic = crate::config::required("ALERTS_TOPIC_ARN")?;
+    let (store, sdk_config) = stores().await?;
+    Ok((store, SnsPublisher::new(aws_sdk_sns::Client::new(&sdk_config), topic)))
+}
+
+async fn stores() -> Result<(DynamoStore, aws_config::SdkConfig), Error> {
     let config = Config::from_env()?;
-    Ok(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), config))
+    let sdk_config = aws_sdk_config().await;
+    Ok((DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk_config), config), sdk_config))
+}
+
+/// Runs a DynamoDB-stream consumer. Records are handled in order; at the first that fails, its
+/// sequence number is reported as the batch item failure and the rest are left for the retry, so
+/// changes to one item are never applied out of order (the event source mapping must have
+/// `ReportBatchItemFailures`; it bisects, retries and finally sends the record to the DLQ).
+pub async fn serve_stream<S, R, F, Fut>(state: S, handle_record: F) -> Result<(), Error>
+where
+    S: Sync + 'static,
+    R: std::fmt::Debug,
+    F: Fn(&'static S, EventRecord) -> Fut + Sync + 'static,
+    Fut: Future<Output = Result<R, InventoryError>>,
+{
+    // Both live as long as the process, like the SDK clients inside `state`.
+    let state: &'static S = Box::leak(Box::new(state));
+    let handle_record: &'static F = Box::leak(Box::new(handle_record));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| {
+        async move {
+            let mut failures = Vec::new();
+            for record in event.payload.records {
+                let sequence = record.change.sequence_number.clone();
+                let event_id = record.event_id.clone();
+                match Box::pin(handle_record(state, record)).await {
+                    Ok(outcome) => tracing::debug!(?outcome, sequence, "record handled"),
+                    Err(err) => {
+                        tracing::error!(error = %err, detail = ?err, sequence, event_id, "record failed; reporting it for retry");
+                        let mut failure = DynamoDbBatchItemFailure::default();
+                        failure.item_identifier = sequence;
+                        failures.push(failure);
+                        break;
+                    }
+                }
+            }
+            let mut response = DynamoDbEventResponse::default();
+            response.batch_item_failures = failures;
+            Ok::<_, Error>(response)
+        }
+    }))
+    .await
 }
 
 /// Runs an API Gateway (HTTP API, payload 2.0) function until the runtime stops it.

@@ -4,12 +4,13 @@
 //!   transitions, admin changes — pure rules, no I/O.
 //! - [`auth`]: the caller, from claims API Gateway has verified.
 //! - [`error`]: the one error enum and its HTTP mapping.
-//! - [`service`]: the use cases, written against the store traits.
+//! - [`service`], [`pipeline`]: the use cases (API; streams and backstop), written against the store traits.
 //! - [`store`]: store traits (one per capability) and the DynamoDB implementation.
 //! - [`api`]: API Gateway HTTP API (payload 2.0) request parsing and response building.
 //! - [`config`], [`telemetry`], [`entrypoint`]: what every `main` does once per cold start.
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod entrypoint;
 pub mod error;
 pub mod holds;
 pub mod limits;
+pub mod pipeline;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -19,10 +19,11 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use crate::admin::{StockChange, StockUpdate};
+use crate::alerts::{Alert, Crossing};
 use crate::config::Config;
-use crate::domain::{ProductId, StockLevel, WarehouseId};
+use crate::domain::{ProductId, StockLevel, StockStatus, WarehouseId};
 use crate::error::InventoryError;
-use crate::holds::{CounterDelta, Reservation, ReservationId, Transition};
+use crate::holds::{CounterDelta, Reservation, ReservationId, ReservationState, Transition};
 use crate::limits::{DEFAULT_THRESHOLD, ENDED_HOLD_RETENTION_SECONDS, MAX_STOCK};
 use crate::time::EpochSeconds;
 
@@ -38,6 +39,10 @@ pub mod attr {
     pub const LAST_UPDATED: &str = "last_updated";
     /// What the last write to a stock item was and who made it: {kind, actor, reason?, reservation_id?}.
     pub const LAST_CHANGE: &str = "last_change";
+    /// The alert state: the status last announced (see `alerts`).
+    pub const STATUS: &str = "status";
+    /// An alert claimed but not yet confirmed published.
+    pub const PENDING_ALERT: &str = "pending_alert";
     pub const RESERVATION_ID: &str = "reservation_id";
     pub const STATE: &str = "state";
     pub const EXPIRES_AT: &str = "expires_at";
@@ -113,6 +118,56 @@ pub trait HoldStore {
         actor: &str,
         now: EpochSeconds,
     ) -> impl Future<Output = Result<EndOutcome, InventoryError>> + Send;
+}
+
+/// What the stream consumers and the backstop do to holds.
+pub trait ExpiryStore {
+    /// Releases a hold that DynamoDB TTL deleted while ACTIVE: writes it back as EXPIRED (kept for
+    /// audit) and returns its units, in one transaction conditional on the record not existing, so a
+    /// repeated delivery or a racing sweeper changes nothing. `false`: already handled.
+    fn expire_deleted_hold(
+        &self,
+        hold: &Reservation,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
+
+    /// Ids of ACTIVE holds due by `now`, from the sparse index (at most `limit`).
+    fn lapsed_holds(
+        &self,
+        now: EpochSeconds,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ReservationId>, InventoryError>> + Send;
+}
+
+/// The alert state on stock items.
+pub trait AlertStore {
+    /// The item now, strongly consistent.
+    fn stock_level(
+        &self,
+        product: &ProductId,
+        warehouse: &WarehouseId,
+    ) -> impl Future<Output = Result<Option<StockLevel>, InventoryError>> + Send;
+
+    /// Records the crossing (and the alert to send) if the alert state is still `level.status`.
+    /// `false`: someone else moved the alert state first.
+    fn claim_crossing(
+        &self,
+        level: &StockLevel,
+        crossing: Crossing,
+        alert: Option<&Alert>,
+    ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
+
+    /// Marks the pending alert published (if it is still the pending one).
+    fn finish_alert(
+        &self,
+        level: &StockLevel,
+        alert: &Alert,
+    ) -> impl Future<Output = Result<(), InventoryError>> + Send;
+}
+
+/// Where alerts go.
+pub trait AlertPublisher {
+    fn publish(&self, alert: &Alert) -> impl Future<Output = Result<(), InventoryError>> + Send;
 }
 
 /// What an admin change came to.
@@ -249,6 +304,14 @@ impl DynamoStore {
         }
         unreachable!("the last attempt returns")
     }
+}
+
+fn status_value(status: StockStatus) -> AttributeValue {
+    s(match status {
+        StockStatus::InStock => "IN_STOCK",
+        StockStatus::LowStock => "LOW_STOCK",
+        StockStatus::OutOfStock => "OUT_OF_STOCK",
+    })
 }
 
 fn s(value: &str) -> AttributeValue {
@@ -551,8 +614,15 @@ impl StockAdmin for DynamoStore {
             .send()
             .await
             .map_err(InventoryError::from_sdk)?;
-        let items: Vec<StockLevel> = serde_dynamo::from_items(output.items().to_vec())
-            .map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))?;
+        // One malformed item must not stop the admin list or the backstop: skip it, loudly.
+        let mut items = Vec::with_capacity(output.items().len());
+        for item in output.items() {
+            match serde_dynamo::from_item::<_, StockLevel>(item.clone()) {
+                Ok(level) => items.push(level),
+                Err(err) => tracing::error!(key = ?(item.get(attr::PRODUCT_ID), item.get(attr::WAREHOUSE_ID)),
+                                            error = %err, "skipping a malformed stock item"),
+            }
+        }
         let last_key = match output.last_evaluated_key() {
             Some(key) => Some((
                 ProductId::parse(key.get(attr::PRODUCT_ID).and_then(|v| v.as_s().ok()).map_or("", String::as_str))?,
@@ -561,5 +631,188 @@ impl StockAdmin for DynamoStore {
             None => None,
         };
         Ok(StockPage { items, last_key })
+    }
+}
+
+impl ExpiryStore for DynamoStore {
+    async fn expire_deleted_hold(&self, hold: &Reservation, now: EpochSeconds) -> Result<bool, InventoryError> {
+        let mut expired = hold.clone();
+        expired.state = ReservationState::Expired;
+        expired.ended_at = Some(now);
+        expired.ended_by = Some(TTL_ACTOR.to_owned());
+        let mut record: HashMap<String, AttributeValue> = serde_dynamo::to_item(&expired)
+            .map_err(|err| InventoryError::internal(format!("serialising a hold: {err}")))?;
+        record.insert(attr::PURGE_AT.to_owned(), n(now + ENDED_HOLD_RETENTION_SECONDS));
+        let restore = Put::builder()
+            .table_name(&self.config.reservations_table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(reservation_id)")
+            .build()
+            .expect("table and item are set");
+        let release = self.counters_update(
+            hold,
+            Transition::Expire.counters(hold.quantity),
+            change_record("expired", TTL_ACTOR, None, Some(&hold.reservation_id)),
+            now,
+        );
+        let reasons = self
+            .transact(vec![
+                TransactWriteItem::builder().put(restore).build(),
+                TransactWriteItem::builder().update(release).build(),
+            ])
+            .await?;
+        match reasons {
+            None => Ok(true),
+            Some(reasons) if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") => Ok(false),
+            Some(_) => Err(InventoryError::internal(format!(
+                "expired hold {} refers to a missing stock item {}/{}",
+                hold.reservation_id, hold.product_id, hold.warehouse_id
+            ))),
+        }
+    }
+
+    async fn lapsed_holds(&self, now: EpochSeconds, limit: usize) -> Result<Vec<ReservationId>, InventoryError> {
+        let mut ids = Vec::new();
+        for shard in 0..SWEEP_SHARDS {
+            let mut due = self
+                .client
+                .query()
+                .table_name(&self.config.reservations_table)
+                .index_name(ACTIVE_BY_EXPIRY_INDEX)
+                .key_condition_expression("sweep_shard = :shard AND sweep_due_at <= :now")
+                .expression_attribute_values(":shard", s(&format!("ACTIVE#{shard}")))
+                .expression_attribute_values(":now", n(now))
+                .into_paginator()
+                .items()
+                .send();
+            while ids.len() < limit {
+                let Some(item) = due.next().await else { break };
+                let item = item.map_err(InventoryError::from_sdk)?;
+                if let Some(id) = item.get(attr::RESERVATION_ID).and_then(|v| v.as_s().ok()) {
+                    ids.push(ReservationId::parse(id)?);
+                }
+            }
+        }
+        Ok(ids)
+    }
+}
+
+/// How audit records name DynamoDB TTL and the scheduled backstop.
+pub const TTL_ACTOR: &str = "system:ttl";
+pub const BACKSTOP_ACTOR: &str = "system:backstop";
+
+impl AlertStore for DynamoStore {
+    async fn stock_level(
+        &self,
+        product: &ProductId,
+        warehouse: &WarehouseId,
+    ) -> Result<Option<StockLevel>, InventoryError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.config.stock_table)
+            .set_key(Some(Self::stock_key(product, warehouse)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(InventoryError::from_sdk)?;
+        found.item().map(|item| item_of(item, "stock")).transpose()
+    }
+
+    async fn claim_crossing(
+        &self,
+        level: &StockLevel,
+        crossing: Crossing,
+        alert: Option<&Alert>,
+    ) -> Result<bool, InventoryError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.config.stock_table)
+            .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_values(":to", status_value(crossing.to));
+        update = match level.status {
+            Some(recorded) => update
+                .condition_expression("#status = :recorded")
+                .expression_attribute_values(":recorded", status_value(recorded)),
+            None => update.condition_expression("attribute_exists(product_id) AND attribute_not_exists(#status)"),
+        };
+        update = match alert {
+            Some(alert) => {
+                let json = serde_json::to_string(alert).map_err(|err| InventoryError::internal(err.to_string()))?;
+                update
+                    .update_expression("SET #status = :to, pending_alert = :alert")
+                    .expression_attribute_values(":alert", s(&json))
+            }
+            None => update.update_expression("SET #status = :to"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(service)) => match service.into_err() {
+                UpdateItemError::ConditionalCheckFailedException(_) => Ok(false),
+                other => Err(InventoryError::from_service_error(other)),
+            },
+            Err(err) => Err(InventoryError::from_sdk(err)),
+        }
+    }
+
+    async fn finish_alert(&self, level: &StockLevel, alert: &Alert) -> Result<(), InventoryError> {
+        let json = serde_json::to_string(alert).map_err(|err| InventoryError::internal(err.to_string()))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.config.stock_table)
+            .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
+            .update_expression("REMOVE pending_alert")
+            .condition_expression("pending_alert = :alert")
+            .expression_attribute_values(":alert", s(&json))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service)) => match service.into_err() {
+                // Already finished by a racing delivery or the backstop.
+                UpdateItemError::ConditionalCheckFailedException(_) => Ok(()),
+                other => Err(InventoryError::from_service_error(other)),
+            },
+            Err(err) => Err(InventoryError::from_sdk(err)),
+        }
+    }
+}
+
+/// Publishes alerts to the SNS topic, with message attributes for subscription filter policies.
+#[derive(Clone, Debug)]
+pub struct SnsPublisher {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl SnsPublisher {
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: String) -> Self {
+        Self { client, topic_arn }
+    }
+}
+
+impl AlertPublisher for SnsPublisher {
+    async fn publish(&self, alert: &Alert) -> Result<(), InventoryError> {
+        use aws_sdk_sns::types::MessageAttributeValue;
+        let attribute = |value: &str| {
+            MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
+        };
+        let body = serde_json::to_string(alert).map_err(|err| InventoryError::internal(err.to_string()))?;
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(alert.subject())
+            .message(body)
+            .message_attributes("type", attribute(alert.kind.as_str()))
+            .message_attributes("product_id", attribute(alert.product_id.as_str()))
+            .message_attributes("warehouse_id", attribute(alert.warehouse_id.as_str()))
+            .message_attributes("alert_id", attribute(&alert.alert_id))
+            .send()
+            .await
+            .map_err(InventoryError::from_sdk)?;
+        Ok(())
     }
 }

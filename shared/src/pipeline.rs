@@ -1,0 +1,209 @@
+//! The event-driven side: what the stream consumers and the scheduled backstop do. Every step is
+//! conditional, so duplicate deliveries, retries and a backstop racing the consumers change nothing
+//! twice.
+
+use aws_lambda_events::dynamodb::EventRecord;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::alerts::{crossing, Alert, AlertType};
+use crate::domain::StockLevel;
+use crate::error::InventoryError;
+use crate::holds::{Reservation, ReservationState, Transition};
+use crate::store::{AlertPublisher, AlertStore, ExpiryStore, HoldStore, StockAdmin, BACKSTOP_ACTOR};
+use crate::time::EpochSeconds;
+
+/// The identity AWS puts on a stream record of a TTL delete.
+pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+
+fn image<T: serde::de::DeserializeOwned>(item: &serde_dynamo::Item, what: &str) -> Result<Option<T>, InventoryError> {
+    if item.is_empty() {
+        return Ok(None);
+    }
+    serde_dynamo::from_item(item.clone())
+        .map(Some)
+        .map_err(|err| InventoryError::internal(format!("malformed {what} image: {err}")))
+}
+
+/// What one stock-stream record came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockRecordOutcome {
+    /// The write did not move the counters or the threshold (e.g. our own status write).
+    Ignored,
+    Settled(Option<AlertType>),
+}
+
+/// Stock stream: a change of the counters or threshold may be a crossing worth an alert.
+pub async fn on_stock_record(
+    store: &impl AlertStore,
+    publisher: &impl AlertPublisher,
+    record: &EventRecord,
+    now: EpochSeconds,
+) -> Result<StockRecordOutcome, InventoryError> {
+    let Some(new) = image::<StockLevel>(&record.change.new_image, "stock")? else {
+        return Ok(StockRecordOutcome::Ignored); // the item was deleted
+    };
+    let old = image::<StockLevel>(&record.change.old_image, "stock")?;
+    let figures = |level: &StockLevel| (level.available_count, level.threshold_level);
+    if old.as_ref().map(figures) == Some(figures(&new)) {
+        return Ok(StockRecordOutcome::Ignored);
+    }
+    settle_alert(store, publisher, new, now).await.map(StockRecordOutcome::Settled)
+}
+
+/// Brings the item's alert state in line with its counters: records a crossing and publishes its
+/// alert exactly once, and publishes an alert that was claimed earlier but never confirmed.
+/// `level` may be stale (a stream image): when the claim loses to a newer state, the item is read
+/// afresh and settled from that. Returns the alert published, if any.
+pub async fn settle_alert(
+    store: &impl AlertStore,
+    publisher: &impl AlertPublisher,
+    mut level: StockLevel,
+    now: EpochSeconds,
+) -> Result<Option<AlertType>, InventoryError> {
+    const ATTEMPTS: usize = 3;
+    for _ in 0..ATTEMPTS {
+        let Some(change) = crossing(level.status, level.available_count, level.threshold_level) else {
+            return publish_pending(store, publisher, &level).await;
+        };
+        let alert = change.alert.map(|kind| Alert::new(Uuid::new_v4().to_string(), kind, &level, now));
+        if store.claim_crossing(&level, change, alert.as_ref()).await? {
+            tracing::info!(product_id = %level.product_id, warehouse_id = %level.warehouse_id, from = ?level.status,
+                           to = ?change.to, available = level.available_count, "alert state changed");
+            let Some(alert) = alert else { return Ok(None) };
+            publish(store, publisher, &level, &alert).await?;
+            return Ok(Some(alert.kind));
+        }
+        match store.stock_level(&level.product_id, &level.warehouse_id).await? {
+            Some(current) => level = current,
+            None => return Ok(None),
+        }
+    }
+    Err(InventoryError::Unavailable {
+        detail: format!("alert state of {}/{} kept changing", level.product_id, level.warehouse_id),
+    })
+}
+
+async fn publish(
+    store: &impl AlertStore,
+    publisher: &impl AlertPublisher,
+    level: &StockLevel,
+    alert: &Alert,
+) -> Result<(), InventoryError> {
+    publisher.publish(alert).await?;
+    store.finish_alert(level, alert).await?;
+    tracing::info!(alert_id = %alert.alert_id, alert_type = alert.kind.as_str(), product_id = %alert.product_id,
+                   warehouse_id = %alert.warehouse_id, available = alert.available, subject = %alert.subject(), "alert published");
+    Ok(())
+}
+
+async fn publish_pending(
+    store: &impl AlertStore,
+    publisher: &impl AlertPublisher,
+    level: &StockLevel,
+) -> Result<Option<AlertType>, InventoryError> {
+    let Some(pending) = &level.pending_alert else { return Ok(None) };
+    let alert: Alert = serde_json::from_str(pending)
+        .map_err(|err| InventoryError::internal(format!("malformed pending alert: {err}")))?;
+    tracing::info!(alert_id = %alert.alert_id, "publishing an alert that was claimed but not confirmed");
+    publish(store, publisher, level, &alert).await?;
+    Ok(Some(alert.kind))
+}
+
+/// What one reservations-stream record came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryOutcome {
+    /// Not a TTL delete of an ACTIVE hold.
+    Ignored,
+    Released,
+    /// Released before (a repeated delivery, or the backstop got there first).
+    AlreadyReleased,
+}
+
+/// Reservations stream: a hold that DynamoDB TTL deleted while ACTIVE goes back on sale, once.
+pub async fn on_reservation_record(
+    store: &impl ExpiryStore,
+    record: &EventRecord,
+    now: EpochSeconds,
+) -> Result<ExpiryOutcome, InventoryError> {
+    // The event source mapping filters on these too; checked again because a filter is configuration.
+    let by_ttl =
+        record.user_identity.as_ref().is_some_and(|who| who.type_ == "Service" && who.principal_id == TTL_PRINCIPAL);
+    if record.event_name != "REMOVE" || !by_ttl {
+        return Ok(ExpiryOutcome::Ignored);
+    }
+    let Some(hold) = image::<Reservation>(&record.change.old_image, "reservation")? else {
+        return Ok(ExpiryOutcome::Ignored);
+    };
+    if hold.state != ReservationState::Active {
+        return Ok(ExpiryOutcome::Ignored); // an ended hold reaching its retention: nothing to release
+    }
+    if store.expire_deleted_hold(&hold, now).await? {
+        tracing::info!(reservation_id = %hold.reservation_id, product_id = %hold.product_id, warehouse_id = %hold.warehouse_id,
+                       quantity = hold.quantity.units(), transition = "EXPIRED", path = "ttl",
+                       lag_seconds = now - hold.expires_at, "hold expired");
+        Ok(ExpiryOutcome::Released)
+    } else {
+        Ok(ExpiryOutcome::AlreadyReleased)
+    }
+}
+
+/// What a backstop run fixed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BackstopReport {
+    pub holds_released: usize,
+    pub statuses_repaired: usize,
+    pub alerts_sent: usize,
+    pub items_checked: usize,
+}
+
+/// Holds released per run at most; the next run takes the rest.
+const SWEEP_LIMIT: usize = 1_000;
+
+/// The scheduled backstop: releases holds past expiry that TTL has not deleted yet (TTL may take
+/// days on AWS), then repairs alert states that disagree with the counters and sends what was
+/// missed or claimed but not published. Safe to run twice at once.
+pub async fn backstop(
+    store: &(impl HoldStore + ExpiryStore + StockAdmin + AlertStore),
+    publisher: &impl AlertPublisher,
+    now: EpochSeconds,
+) -> Result<BackstopReport, InventoryError> {
+    let mut report = BackstopReport::default();
+    for id in store.lapsed_holds(now, SWEEP_LIMIT).await? {
+        let Some(hold) = store.reservation(&id).await? else { continue };
+        if hold.state != ReservationState::Active || !hold.is_past_expiry(now) {
+            continue;
+        }
+        if let crate::store::EndOutcome::Ended(_) =
+            store.end_hold(&hold, Transition::Expire, BACKSTOP_ACTOR, now).await?
+        {
+            tracing::info!(reservation_id = %id, product_id = %hold.product_id, warehouse_id = %hold.warehouse_id,
+                           quantity = hold.quantity.units(), transition = "EXPIRED", path = "backstop",
+                           lag_seconds = now - hold.expires_at, "hold expired");
+            report.holds_released += 1;
+        }
+    }
+    let mut after = None;
+    loop {
+        let page = store.scan_stock(after.as_ref(), 100).await?;
+        for level in page.items {
+            report.items_checked += 1;
+            let repairs = crossing(level.status, level.available_count, level.threshold_level).is_some();
+            let recorded = level.status;
+            if let Some(_alert) = settle_alert(store, publisher, level.clone(), now).await? {
+                report.alerts_sent += 1;
+            }
+            if repairs {
+                tracing::warn!(product_id = %level.product_id, warehouse_id = %level.warehouse_id, recorded = ?recorded,
+                               available = level.available_count, "backstop repaired an alert state the stream had not");
+                report.statuses_repaired += 1;
+            }
+        }
+        after = page.last_key;
+        if after.is_none() {
+            break;
+        }
+    }
+    tracing::info!(?report, "backstop run finished");
+    Ok(report)
+}

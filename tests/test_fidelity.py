@@ -8,6 +8,8 @@ import json
 import statistics
 import time
 
+import pytest
+
 from support import unique_id, wait_for
 
 # As the DynamoDB Streams API shapes it; Lambda event records say {"type", "principalId"}.
@@ -30,19 +32,31 @@ def stream_records(stack, stream_arn):
     return records
 
 
-def removes_of(stack, reservation_id):
-    return [r for r in stream_records(stack, stack.description["reservations_stream_arn"])
-            if r["eventName"] == "REMOVE" and r["dynamodb"]["Keys"]["reservation_id"]["S"] == reservation_id]
+@pytest.fixture(scope="module")
+def ttl_table(stack):
+    """A table of the self-test's own with a stream and TTL, so the product's tables see nothing of it."""
+    name = unique_id("fidelity")
+    description = stack.dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})["TableDescription"]
+    stack.dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "purge_at"})
+    yield {"name": name, "stream_arn": description["LatestStreamArn"]}
+    stack.dynamodb.delete_table(TableName=name)
 
 
-def put_reservation(stack, reservation_id, purge_at):
-    stack.dynamodb.put_item(TableName=stack.description["reservations_table"], Item={
-        "reservation_id": {"S": reservation_id}, "state": {"S": "ACTIVE"}, "purge_at": purge_at})
+def removes_of(stack, table, item_id):
+    return [r for r in stream_records(stack, table["stream_arn"])
+            if r["eventName"] == "REMOVE" and r["dynamodb"]["Keys"]["id"]["S"] == item_id]
 
 
-def exists(stack, reservation_id):
-    return "Item" in stack.dynamodb.get_item(TableName=stack.description["reservations_table"],
-                                             Key={"reservation_id": {"S": reservation_id}}, ConsistentRead=True)
+def put_item(stack, table, item_id, purge_at):
+    stack.dynamodb.put_item(TableName=table["name"], Item={"id": {"S": item_id}, "state": {"S": "ACTIVE"}, "purge_at": purge_at})
+
+
+def exists(stack, table, item_id):
+    return "Item" in stack.dynamodb.get_item(TableName=table["name"], Key={"id": {"S": item_id}}, ConsistentRead=True)
 
 
 def test_template_ttl_specification_is_enabled(stack):
@@ -50,32 +64,31 @@ def test_template_ttl_specification_is_enabled(stack):
     assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "purge_at"}
 
 
-def test_ttl_delete_emits_remove_record_with_the_ttl_service_identity(stack):
+def test_ttl_delete_emits_remove_record_with_the_ttl_service_identity(stack, ttl_table):
     expired = unique_id("TTL")
-    put_reservation(stack, expired, {"N": str(int(time.time()) - 1)})
+    put_item(stack, ttl_table, expired, {"N": str(int(time.time()) - 1)})
     # The stack's reaper runs every second; allow a few passes on a busy machine.
-    wait_for(lambda: not exists(stack, expired), timeout=10, what="the TTL reaper to delete the item")
-    [record] = wait_for(lambda: removes_of(stack, expired), timeout=5, what="the REMOVE record")
+    wait_for(lambda: not exists(stack, ttl_table, expired), timeout=10, what="the TTL reaper to delete the item")
+    [record] = wait_for(lambda: removes_of(stack, ttl_table, expired), timeout=5, what="the REMOVE record")
     assert record["userIdentity"] == TTL_SERVICE_IDENTITY
     assert record["dynamodb"]["OldImage"]["state"] == {"S": "ACTIVE"}
 
 
-def test_ttl_leaves_future_and_non_number_ttls_alone(stack):
+def test_ttl_leaves_future_and_non_number_ttls_alone(stack, ttl_table):
     future, text = unique_id("TTL"), unique_id("TTL")
-    put_reservation(stack, future, {"N": str(int(time.time()) + 3600)})
-    put_reservation(stack, text, {"S": "0"})  # AWS expires only Number attributes
+    put_item(stack, ttl_table, future, {"N": str(int(time.time()) + 3600)})
+    put_item(stack, ttl_table, text, {"S": "0"})  # AWS expires only Number attributes
     marker = unique_id("TTL")
-    put_reservation(stack, marker, {"N": str(int(time.time()) - 1)})
-    wait_for(lambda: not exists(stack, marker), timeout=10, what="a reaper pass")
-    assert exists(stack, future) and exists(stack, text)
+    put_item(stack, ttl_table, marker, {"N": str(int(time.time()) - 1)})
+    wait_for(lambda: not exists(stack, ttl_table, marker), timeout=10, what="a reaper pass")
+    assert exists(stack, ttl_table, future) and exists(stack, ttl_table, text)
 
 
-def test_a_users_delete_carries_no_service_identity(stack):
+def test_a_users_delete_carries_no_service_identity(stack, ttl_table):
     deleted = unique_id("DEL")
-    put_reservation(stack, deleted, {"N": str(int(time.time()) + 3600)})
-    stack.dynamodb.delete_item(TableName=stack.description["reservations_table"],
-                               Key={"reservation_id": {"S": deleted}})
-    [record] = wait_for(lambda: removes_of(stack, deleted), timeout=5, what="the REMOVE record")
+    put_item(stack, ttl_table, deleted, {"N": str(int(time.time()) + 3600)})
+    stack.dynamodb.delete_item(TableName=ttl_table["name"], Key={"id": {"S": deleted}})
+    [record] = wait_for(lambda: removes_of(stack, ttl_table, deleted), timeout=5, what="the REMOVE record")
     assert "userIdentity" not in record
 
 

@@ -8,11 +8,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum localstack/requirements.txt | cut -c1-12)
 CARGO ?= cargo
 
-.PHONY: help up down token test lint unit build integration venv
+.PHONY: help up down token scenarios test lint unit build integration venv
 
 help:
 	@echo "make up     run the whole stack on a local AWS (MiniStack), seeded; writes .local/stack.json"
 	@echo "make down   stop what make up started"
+	@echo "make scenarios   run the tester scenarios against the running stack (make up)"
 	@echo "make token ROLE=admin|shopper   print an access token for a demo user of the running stack"
 	@echo "make test   lint, unit tests, then integration tests against a stack of their own"
 
@@ -34,6 +35,9 @@ up: venv build
 
 down: venv
 	$(PY) localstack/stack.py down
+
+scenarios: venv
+	$(PY) localstack/scenarios/run_all.py
 
 ROLE ?= admin
 token: venv

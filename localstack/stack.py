@@ -246,15 +246,6 @@ def ensure_demo_users(cognito, pool_id: str, previous: dict) -> dict:
     return users
 
 
-def access_token(stack: dict, role: str) -> str:
-    """Signs a demo user in as the frontend does (Cognito USER_PASSWORD_AUTH) and returns the access token."""
-    user = stack["demo_users"][role]
-    cognito = clients(stack["endpoint"])("cognito-idp")
-    result = cognito.initiate_auth(ClientId=stack["user_pool_client_id"], AuthFlow="USER_PASSWORD_AUTH",
-                                   AuthParameters={"USERNAME": user["username"], "PASSWORD": user["password"]})
-    return result["AuthenticationResult"]["AccessToken"]
-
-
 def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_seconds: int = 900,
        backstop_schedule: str = "rate(1 minute)") -> dict:
     """The whole bring-up; returns what it writes to <state-dir>/stack.json."""
@@ -349,7 +340,8 @@ def main():
                    int(os.environ.get("HOLD_SECONDS", "900")))
         print_welcome(stack, args.state_dir)
     elif args.command == "token":
-        print(access_token(json.loads((args.state_dir / "stack.json").read_text()), args.role))
+        from inventory_client import Stack
+        print(Stack(json.loads((args.state_dir / "stack.json").read_text())).token(args.role))
     else:
         print("stopped MiniStack" if stop_ministack(args.state_dir) else "nothing to stop (no pid file)")
 

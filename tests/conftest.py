@@ -36,7 +36,7 @@ def free_port() -> int:
 def stack() -> Stack:
     given = os.environ.get("STACK_JSON")
     if given:
-        yield Stack(json.loads(Path(given).read_text()))
+        yield Stack(json.loads(Path(given).read_text()), Path(given).parent)
         return
     state_dir = Path(tempfile.mkdtemp(prefix="inventory-test-", dir=stack_tool.ROOT / ".local"))
     try:
@@ -52,7 +52,7 @@ def stack() -> Stack:
 @pytest.fixture(scope="session")
 def tokens(stack) -> dict:
     """Access tokens of the demo admin and shopper, signed in through Cognito as the pages do."""
-    return {role: stack_tool.access_token(stack.description, role) for role in ("admin", "shopper")}
+    return {role: stack.token(role) for role in ("admin", "shopper")}
 
 
 @pytest.fixture

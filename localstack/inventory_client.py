@@ -1,0 +1,225 @@
+"""A small client for a deployed inventory stack: the API over HTTP, the tables, queues and functions
+through the AWS SDK. The integration tests and the tester scenarios both use it.
+
+    stack = Stack.load()            # STACK_JSON, else .local/stack.json
+    stack.reserve("SKU-1001", 2)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import requests
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Stack:
+    description: dict
+    state_dir: Path | None = None
+
+    @classmethod
+    def load(cls) -> "Stack":
+        """The stack described by $STACK_JSON, or by .local/stack.json (what `make up` writes)."""
+        path = Path(os.environ.get("STACK_JSON") or ROOT / ".local" / "stack.json")
+        if not path.exists():
+            raise SystemExit(f"no stack description at {path}: run `make up` first, or set STACK_JSON")
+        return cls(json.loads(path.read_text()))
+
+    def token(self, role: str) -> str:
+        """An access token of the demo admin or shopper, signed in through Cognito as the pages do."""
+        user = self.description["demo_users"][role]
+        result = self.client("cognito-idp").initiate_auth(
+            ClientId=self.description["user_pool_client_id"], AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": user["username"], "PASSWORD": user["password"]})
+        return result["AuthenticationResult"]["AccessToken"]
+
+    def __post_init__(self):
+        self.api_url = self.description["api_url"]
+        self.http = requests.Session()
+        session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                                        region_name=self.description["region"])
+        self.client = lambda service: session.client(service, endpoint_url=self.description["endpoint"])
+        self.dynamodb = self.client("dynamodb")
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.http.get(f"{self.api_url}{path}", timeout=10, **kwargs)
+
+    # Each call opens its own connection, so these are safe to use from many threads at once.
+    def call(self, method: str, path: str, token: str | None = None, headers: dict | None = None,
+             **kwargs) -> requests.Response:
+        headers = dict(headers or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.request(method, f"{self.api_url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def reserve(self, product: str, quantity, warehouse: str | None = None, key: str | None = None):
+        body = {"quantity": quantity} if warehouse is None else {"quantity": quantity, "warehouse_id": warehouse}
+        return self.call("POST", f"/inventory/{product}/reserve", json=body,
+                         headers={"Idempotency-Key": key} if key else None)
+
+    def commit(self, product: str, reservation_id: str, token: str):
+        return self.call("PUT", f"/inventory/{product}", token, json={"reservation_id": reservation_id})
+
+    def release(self, product: str, reservation_id: str):
+        return self.call("DELETE", f"/inventory/{product}/reservations/{reservation_id}")
+
+    def admin_put(self, product: str, body: dict, token: str):
+        return self.call("PUT", f"/inventory/{product}", token, json=body)
+
+    def levels(self, product: str) -> dict:
+        """warehouse_id -> (stock_count, reserved_count, available) as GET shows them."""
+        response = self.get(f"/inventory/{product}")
+        assert response.status_code == 200, response.text
+        return {w["warehouse_id"]: (w["stock_count"], w["reserved_count"], w["available"])
+                for w in response.json()["warehouses"]}
+
+    def reservations(self, product: str) -> list[dict]:
+        """Every hold of a product, read straight from the table (a test-only scan)."""
+        items, kwargs = [], {}
+        while True:
+            page = self.dynamodb.scan(TableName=self.description["reservations_table"], ConsistentRead=True,
+                                      FilterExpression="product_id = :p",
+                                      ExpressionAttributeValues={":p": {"S": product}}, **kwargs)
+            items += page["Items"]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [{"reservation_id": i["reservation_id"]["S"], "warehouse_id": i["warehouse_id"]["S"],
+                 "quantity": int(i["quantity"]["N"]), "state": i["state"]["S"]} for i in items]
+
+    def assert_reconciled(self, product: str) -> dict:
+        """Invariant 2: per warehouse, reserved = Σ ACTIVE holds and available = stock − reserved."""
+        levels = self.levels(product)
+        holds = self.reservations(product)
+        for warehouse, (stock, reserved, available) in levels.items():
+            active = sum(h["quantity"] for h in holds if h["warehouse_id"] == warehouse and h["state"] == "ACTIVE")
+            assert reserved == active, f"{product}/{warehouse}: reserved {reserved} but active holds {active}"
+            assert available == stock - reserved, f"{product}/{warehouse}: {available} != {stock} - {reserved}"
+        return levels
+
+    def put_stock_item(self, product_id: str, warehouse_id: str, stock: int, threshold: int, reserved: int = 0):
+        """Writes a stock item directly, for a test's own product (the admin API comes later)."""
+        self.dynamodb.put_item(TableName=self.description["stock_table"], Item={
+            "product_id": {"S": product_id}, "warehouse_id": {"S": warehouse_id},
+            "stock_count": {"N": str(stock)}, "reserved_count": {"N": str(reserved)},
+            "available_count": {"N": str(stock - reserved)}, "threshold_level": {"N": str(threshold)},
+            "version": {"N": "1"}, "last_updated": {"S": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        })
+
+
+    def invoke(self, function: str, payload: dict) -> dict:
+        """Invokes one of the stack's functions directly (the backstop, or a consumer with a crafted batch)."""
+        result = self.client("lambda").invoke(FunctionName=self.description["functions"][function],
+                                              Payload=json.dumps(payload).encode())
+        body = json.loads(result["Payload"].read() or b"null")
+        assert "FunctionError" not in result, body
+        return body
+
+    def stock_item(self, product: str, warehouse: str = "main") -> dict:
+        """The raw stock item, with its alert state (`status`) and any pending alert."""
+        return self.dynamodb.get_item(TableName=self.description["stock_table"], ConsistentRead=True,
+                                      Key={"product_id": {"S": product}, "warehouse_id": {"S": warehouse}})["Item"]
+
+    def alert_state(self, product: str, warehouse: str = "main") -> str | None:
+        item = self.stock_item(product, warehouse)
+        return item["status"]["S"] if "status" in item and "pending_alert" not in item else None
+
+    def stream_records(self, table_key: str, product_or_id: str) -> list[dict]:
+        """The table's stream records for one key, reshaped as Lambda delivers them."""
+        streams = self.client("dynamodbstreams")
+        arn = self.description[f"{table_key}_stream_arn"]
+        records = []
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            while iterator:
+                page = streams.get_records(ShardIterator=iterator, Limit=1000)
+                records += page["Records"]
+                iterator = page.get("NextShardIterator") if page["Records"] else None
+        key = "product_id" if table_key == "stock" else "reservation_id"
+        mine = [r for r in records if r["dynamodb"]["Keys"][key]["S"] == product_or_id]
+        return [lambda_record(r, arn) for r in mine]
+
+
+def lambda_record(record: dict, stream_arn: str) -> dict:
+    """A Streams API record in the shape a Lambda event source mapping delivers it."""
+    shaped = {k: v for k, v in record.items() if k not in ("userIdentity", "dynamodb")}
+    dynamodb = dict(record["dynamodb"])
+    if "ApproximateCreationDateTime" in dynamodb:
+        created = dynamodb["ApproximateCreationDateTime"]
+        dynamodb["ApproximateCreationDateTime"] = created.timestamp() if hasattr(created, "timestamp") else created
+    shaped["dynamodb"] = dynamodb
+    shaped["eventSourceARN"] = stream_arn
+    if "userIdentity" in record:
+        shaped["userIdentity"] = {"type": record["userIdentity"]["Type"],
+                                  "principalId": record["userIdentity"]["PrincipalId"]}
+    return shaped
+
+
+class AlertInbox:
+    """Reads the alerts the stack published, from the SQS queue subscribed to its topic."""
+
+    def __init__(self, stack: Stack):
+        self.sqs = stack.client("sqs")
+        self.queue_url = stack.description["alerts_queue_url"]
+        self.received: list[dict] = []
+
+    def drain(self):
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                                WaitTimeSeconds=0).get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                self.received.append({
+                    "subject": envelope.get("Subject"),
+                    "body": json.loads(envelope["Message"]),
+                    "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
+                })
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def for_product(self, product: str) -> list[dict]:
+        self.drain()
+        return [a for a in self.received if a["body"]["product_id"] == product]
+
+    def wait_for(self, product: str, count: int, timeout: float = 15) -> list[dict]:
+        alerts = wait_for(lambda: len(self.for_product(product)) >= count and self.for_product(product),
+                          timeout, what=f"{count} alert(s) for {product}")
+        return alerts
+
+    def settled(self, product: str, quiet: float = 2.0) -> list[dict]:
+        """All alerts for the product once the pipeline has been quiet for `quiet` seconds."""
+        seen = -1
+        while True:
+            time.sleep(quiet)
+            alerts = self.for_product(product)
+            if len(alerts) == seen:
+                return alerts
+            seen = len(alerts)
+
+
+def unique_id(prefix: str = "T") -> str:
+    """A product id no other test (or earlier run) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def wait_for(condition, timeout: float, interval: float = 0.2, what: str = "condition"):
+    """Polls until condition() returns something truthy; fails the test after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

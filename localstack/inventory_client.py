@@ -135,19 +135,23 @@ class Stack:
 
     def stream_records(self, table_key: str, product_or_id: str) -> list[dict]:
         """The table's stream records for one key, reshaped as Lambda delivers them."""
-        streams = self.client("dynamodbstreams")
         arn = self.description[f"{table_key}_stream_arn"]
-        records = []
-        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-            while iterator:
-                page = streams.get_records(ShardIterator=iterator, Limit=1000)
-                records += page["Records"]
-                iterator = page.get("NextShardIterator") if page["Records"] else None
         key = "product_id" if table_key == "stock" else "reservation_id"
-        mine = [r for r in records if r["dynamodb"]["Keys"][key]["S"] == product_or_id]
+        mine = [r for r in read_stream(self.client("dynamodbstreams"), arn) if r["dynamodb"]["Keys"][key]["S"] == product_or_id]
         return [lambda_record(r, arn) for r in mine]
+
+
+def read_stream(streams, stream_arn: str) -> list[dict]:
+    """Every record currently in a DynamoDB stream, read through the Streams API as a consumer reads it."""
+    records = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records += page["Records"]
+            iterator = page.get("NextShardIterator") if page["Records"] else None
+    return records
 
 
 def lambda_record(record: dict, stream_arn: str) -> dict:

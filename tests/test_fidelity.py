@@ -10,26 +10,10 @@ import time
 
 import pytest
 
-from support import unique_id, wait_for
+from support import read_stream, unique_id, wait_for
 
 # As the DynamoDB Streams API shapes it; Lambda event records say {"type", "principalId"}.
 TTL_SERVICE_IDENTITY = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
-
-
-def stream_records(stack, stream_arn):
-    """Every record currently in the stream, read as a stream consumer reads it."""
-    streams = stack.client("dynamodbstreams")
-    records = []
-    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            records += page["Records"]
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-    return records
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +31,7 @@ def ttl_table(stack):
 
 
 def removes_of(stack, table, item_id):
-    return [r for r in stream_records(stack, table["stream_arn"])
+    return [r for r in read_stream(stack.client("dynamodbstreams"), table["stream_arn"])
             if r["eventName"] == "REMOVE" and r["dynamodb"]["Keys"]["id"]["S"] == item_id]
 
 

@@ -243,6 +243,25 @@ impl DynamoStore {
         HashMap::from([(attr::RESERVATION_ID.to_owned(), s(&id.to_string()))])
     }
 
+    /// One item, strongly consistent (what a conditional write will see), as `T`.
+    async fn get_consistent<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        key: HashMap<String, AttributeValue>,
+        what: &str,
+    ) -> Result<Option<T>, InventoryError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(InventoryError::from_sdk)?;
+        found.item().map(|item| item_of(item, what)).transpose()
+    }
+
     /// The counters update every hold transition makes on the stock item.
     fn counters_update(
         &self,
@@ -303,6 +322,24 @@ impl DynamoStore {
             }
         }
         unreachable!("the last attempt returns")
+    }
+}
+
+/// An UpdateItem whose condition may fail: its output, or the item as it was (`None` when DynamoDB
+/// returned none: the item did not exist, or ALL_OLD was not asked for).
+fn conditional_update<T, R: std::fmt::Debug>(
+    result: Result<T, SdkError<UpdateItemError, R>>,
+) -> Result<Result<T, Option<StockLevel>>, InventoryError> {
+    match result {
+        Ok(output) => Ok(Ok(output)),
+        Err(SdkError::ServiceError(service)) => match service.into_err() {
+            UpdateItemError::ConditionalCheckFailedException(failed) => {
+                let current = failed.item().filter(|i| !i.is_empty()).map(|item| item_of(item, "stock")).transpose()?;
+                Ok(Err(current))
+            }
+            other => Err(InventoryError::from_service_error(other)),
+        },
+        Err(err) => Err(InventoryError::from_sdk(err)),
     }
 }
 
@@ -436,16 +473,7 @@ impl HoldStore for DynamoStore {
     }
 
     async fn reservation(&self, id: &ReservationId) -> Result<Option<Reservation>, InventoryError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.config.reservations_table)
-            .set_key(Some(Self::reservation_key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(InventoryError::from_sdk)?;
-        found.item().map(|item| item_of(item, "reservation")).transpose()
+        self.get_consistent(&self.config.reservations_table, Self::reservation_key(id), "reservation").await
     }
 
     async fn end_hold(
@@ -581,21 +609,13 @@ impl StockAdmin for DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
+        match conditional_update(result)? {
             Ok(output) => {
                 let item =
                     output.attributes().ok_or_else(|| InventoryError::internal("UpdateItem returned no attributes"))?;
                 Ok(AdminOutcome::Updated(item_of(item, "stock")?))
             }
-            Err(SdkError::ServiceError(service)) => match service.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(failed) => {
-                    let current =
-                        failed.item().filter(|i| !i.is_empty()).map(|item| item_of(item, "stock")).transpose()?;
-                    Ok(AdminOutcome::Refused(current))
-                }
-                other => Err(InventoryError::from_service_error(other)),
-            },
-            Err(err) => Err(InventoryError::from_sdk(err)),
+            Err(current) => Ok(AdminOutcome::Refused(current)),
         }
     }
 
@@ -707,16 +727,7 @@ impl AlertStore for DynamoStore {
         product: &ProductId,
         warehouse: &WarehouseId,
     ) -> Result<Option<StockLevel>, InventoryError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.config.stock_table)
-            .set_key(Some(Self::stock_key(product, warehouse)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(InventoryError::from_sdk)?;
-        found.item().map(|item| item_of(item, "stock")).transpose()
+        self.get_consistent(&self.config.stock_table, Self::stock_key(product, warehouse), "stock").await
     }
 
     async fn claim_crossing(
@@ -747,14 +758,7 @@ impl AlertStore for DynamoStore {
             }
             None => update.update_expression("SET #status = :to"),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(service)) => match service.into_err() {
-                UpdateItemError::ConditionalCheckFailedException(_) => Ok(false),
-                other => Err(InventoryError::from_service_error(other)),
-            },
-            Err(err) => Err(InventoryError::from_sdk(err)),
-        }
+        Ok(conditional_update(update.send().await)?.is_ok())
     }
 
     async fn finish_alert(&self, level: &StockLevel, alert: &Alert) -> Result<(), InventoryError> {
@@ -769,15 +773,9 @@ impl AlertStore for DynamoStore {
             .expression_attribute_values(":alert", s(&json))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(service)) => match service.into_err() {
-                // Already finished by a racing delivery or the backstop.
-                UpdateItemError::ConditionalCheckFailedException(_) => Ok(()),
-                other => Err(InventoryError::from_service_error(other)),
-            },
-            Err(err) => Err(InventoryError::from_sdk(err)),
-        }
+        // A failed condition: a racing delivery or the backstop finished it already.
+        let _finished_or_already_finished = conditional_update(result)?;
+        Ok(())
     }
 }
 

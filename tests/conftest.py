@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,3 +74,36 @@ def new_product(stack, tokens):
 @pytest.fixture(scope="session")
 def inbox(stack) -> "AlertInbox":
     return AlertInbox(stack)
+
+
+# Every HTTP response the tests receive, for the contract test (tests/test_openapi.py).
+_OBSERVED: list = []
+_real_request = requests.Session.request
+
+
+def _recording_request(self, method, url, *args, **kwargs):
+    response = _real_request(self, method, url, *args, **kwargs)
+    if "/_aws/execute-api/" in url:
+        path = "/" + requests.utils.urlparse(url).path.split("/", 5)[-1]  # drop /_aws/execute-api/<api>/<stage>
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        _OBSERVED.append((method.upper(), requests.utils.unquote(path), response.status_code, body))
+    return response
+
+
+requests.Session.request = _recording_request
+
+
+@pytest.fixture(scope="session")
+def observed_responses() -> list:
+    return _OBSERVED
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "last: run after every other test (it checks what they observed)")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)

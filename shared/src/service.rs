@@ -31,24 +31,23 @@ pub async fn reserve(
         None => ReservationId::random(),
     };
     let quantity = request.quantity.units();
-    let candidates: Vec<(WarehouseId, i64)> = match &request.warehouse_id {
+    let candidates: Vec<WarehouseId> = match &request.warehouse_id {
         // Named warehouse: no read first; the transaction's condition is the check.
-        Some(warehouse) => vec![(warehouse.clone(), i64::MAX)],
+        Some(warehouse) => vec![warehouse.clone()],
         None => {
             let mut levels = store.stock_levels(&product, None).await?;
             if levels.is_empty() {
                 return Err(InventoryError::ProductNotFound { message: format!("product {product} not found") });
             }
             levels.sort_by_key(|level| std::cmp::Reverse(level.available_count));
-            let covering: Vec<_> = levels.iter().filter(|l| l.available_count >= quantity).collect();
+            let covering = levels.iter().filter(|l| l.available_count >= quantity).count();
             // None covers it by this read: still try the best one, so that an Idempotency-Key retry
             // finds its hold and a read that just went stale does not refuse a hold that fits.
-            let tried = if covering.is_empty() { vec![&levels[0]] } else { covering };
-            tried.into_iter().map(|l| (l.warehouse_id.clone(), l.available_count)).collect()
+            levels.into_iter().take(covering.max(1)).map(|l| l.warehouse_id).collect()
         }
     };
     let mut most_available = 0;
-    for (warehouse, _) in candidates {
+    for warehouse in candidates {
         let hold = Reservation::new(id.clone(), product.clone(), warehouse.clone(), &request, now, hold_seconds);
         match store.place_hold(&hold, actor).await? {
             PlaceOutcome::Placed => {

@@ -98,6 +98,23 @@ def test_the_backstop_releases_a_hold_ttl_has_not_deleted(stack, new_product):
     stack.assert_reconciled(product)
 
 
+def test_one_hold_the_backstop_cannot_release_does_not_block_the_others(stack, new_product):
+    broken, fine = new_product(main=5), new_product(main=5)
+    stuck = stack.reserve(broken, 1, "main").json()
+    good = stack.reserve(fine, 1, "main").json()
+    delay_ttl(stack, stuck["reservation_id"])
+    delay_ttl(stack, good["reservation_id"])
+    # The stuck hold's stock item disappears (a bad manual clean-up): releasing it must fail.
+    stack.dynamodb.delete_item(TableName=stack.description["stock_table"],
+                               Key={"product_id": {"S": broken}, "warehouse_id": {"S": "main"}})
+    time.sleep(TEST_HOLD_SECONDS + 1.5)
+    report = stack.invoke("check_thresholds", {})
+    assert report["failures"] >= 1
+    assert stack.levels(fine) == {"main": (5, 0, 5)}, "the good hold was released despite the broken one"
+    [stuck_now] = stack.reservations(broken)
+    assert stuck_now["state"] == "ACTIVE", "nothing half-done to the broken hold"
+
+
 def test_ttl_and_backstop_racing_move_the_counters_once(stack, new_product):
     product = new_product(main=30)
     holds = [stack.reserve(product, 1, "main").json() for _ in range(12)]

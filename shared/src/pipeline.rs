@@ -155,6 +155,8 @@ pub struct BackstopReport {
     pub statuses_repaired: usize,
     pub alerts_sent: usize,
     pub items_checked: usize,
+    /// Holds or items it could not handle (logged with the reason); the next run tries again.
+    pub failures: usize,
 }
 
 /// Holds released per run at most; the next run takes the rest.
@@ -162,7 +164,8 @@ const SWEEP_LIMIT: usize = 1_000;
 
 /// The scheduled backstop: releases holds past expiry that TTL has not deleted yet (TTL may take
 /// days on AWS), then repairs alert states that disagree with the counters and sends what was
-/// missed or claimed but not published. Safe to run twice at once.
+/// missed or claimed but not published. Safe to run twice at once. One hold or item it cannot
+/// handle is logged and counted, never allowed to stop the rest.
 pub async fn backstop(
     store: &(impl HoldStore + ExpiryStore + StockAdmin + AlertStore),
     publisher: &impl AlertPublisher,
@@ -170,17 +173,12 @@ pub async fn backstop(
 ) -> Result<BackstopReport, InventoryError> {
     let mut report = BackstopReport::default();
     for id in store.lapsed_holds(now, SWEEP_LIMIT).await? {
-        let Some(hold) = store.reservation(&id).await? else { continue };
-        if hold.state != ReservationState::Active || !hold.is_past_expiry(now) {
-            continue;
-        }
-        if let crate::store::EndOutcome::Ended(_) =
-            store.end_hold(&hold, Transition::Expire, BACKSTOP_ACTOR, now).await?
-        {
-            tracing::info!(reservation_id = %id, product_id = %hold.product_id, warehouse_id = %hold.warehouse_id,
-                           quantity = hold.quantity.units(), transition = "EXPIRED", path = "backstop",
-                           lag_seconds = now - hold.expires_at, "hold expired");
-            report.holds_released += 1;
+        match release_lapsed(store, &id, now).await {
+            Ok(released) => report.holds_released += usize::from(released),
+            Err(err) => {
+                tracing::error!(reservation_id = %id, error = %err, detail = ?err, "backstop could not release a hold");
+                report.failures += 1;
+            }
         }
     }
     let mut after = None;
@@ -188,14 +186,20 @@ pub async fn backstop(
         let page = store.scan_stock(after.as_ref(), 100).await?;
         for level in page.items {
             report.items_checked += 1;
+            let (product, warehouse, recorded) = (level.product_id.clone(), level.warehouse_id.clone(), level.status);
             let repairs = crossing(level.status, level.available_count, level.threshold_level).is_some();
-            let recorded = level.status;
-            if let Some(_alert) = settle_alert(store, publisher, level.clone(), now).await? {
-                report.alerts_sent += 1;
+            match settle_alert(store, publisher, level, now).await {
+                Ok(sent) => report.alerts_sent += usize::from(sent.is_some()),
+                Err(err) => {
+                    tracing::error!(product_id = %product, warehouse_id = %warehouse, error = %err, detail = ?err,
+                                    "backstop could not settle an alert state");
+                    report.failures += 1;
+                    continue;
+                }
             }
             if repairs {
-                tracing::warn!(product_id = %level.product_id, warehouse_id = %level.warehouse_id, recorded = ?recorded,
-                               available = level.available_count, "backstop repaired an alert state the stream had not");
+                tracing::warn!(product_id = %product, warehouse_id = %warehouse, recorded = ?recorded,
+                               "backstop repaired an alert state the stream had not");
                 report.statuses_repaired += 1;
             }
         }
@@ -206,4 +210,24 @@ pub async fn backstop(
     }
     tracing::info!(?report, "backstop run finished");
     Ok(report)
+}
+
+/// Releases one hold found in the sweep index if it is still ACTIVE and past expiry.
+async fn release_lapsed(
+    store: &(impl HoldStore + ExpiryStore),
+    id: &crate::holds::ReservationId,
+    now: EpochSeconds,
+) -> Result<bool, InventoryError> {
+    let Some(hold) = store.reservation(id).await? else { return Ok(false) };
+    if hold.state != ReservationState::Active || !hold.is_past_expiry(now) {
+        return Ok(false);
+    }
+    let ended = store.end_hold(&hold, Transition::Expire, BACKSTOP_ACTOR, now).await?;
+    if matches!(ended, crate::store::EndOutcome::Ended(_)) {
+        tracing::info!(reservation_id = %id, product_id = %hold.product_id, warehouse_id = %hold.warehouse_id,
+                       quantity = hold.quantity.units(), transition = "EXPIRED", path = "backstop",
+                       lag_seconds = now - hold.expires_at, "hold expired");
+        return Ok(true);
+    }
+    Ok(false)
 }

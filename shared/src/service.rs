@@ -133,10 +133,11 @@ pub async fn update_stock(
     caller: &Caller,
     now: EpochSeconds,
 ) -> Result<(u16, StockItemView), InventoryError> {
-    match store.update_stock(product, update, &caller.actor(), now).await? {
+    let actor = caller.actor();
+    match store.update_stock(product, update, &actor, now).await? {
         AdminOutcome::Updated(level) => {
             tracing::info!(product_id = %product, warehouse_id = %update.warehouse_id, kind = update.kind(),
-                           actor = %caller.actor(), stock_count = level.stock_count, version = level.version, "stock changed");
+                           actor, stock_count = level.stock_count, version = level.version, "stock changed");
             let created = level.version == 1;
             Ok((if created { 201 } else { 200 }, StockItemView::from(&level)))
         }

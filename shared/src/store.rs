@@ -23,31 +23,21 @@ use crate::alerts::{Alert, Crossing};
 use crate::config::Config;
 use crate::domain::{ProductId, StockLevel, StockStatus, WarehouseId};
 use crate::error::InventoryError;
-use crate::holds::{CounterDelta, Reservation, ReservationId, ReservationState, Transition};
+use crate::holds::{CounterDelta, Quantity, Reservation, ReservationId, ReservationState, Transition};
 use crate::limits::{DEFAULT_THRESHOLD, ENDED_HOLD_RETENTION_SECONDS, MAX_STOCK};
 use crate::time::EpochSeconds;
 
-/// DynamoDB attribute names, written once.
+/// DynamoDB attribute names that code uses to build keys or read items. The rest appear only in
+/// the update expressions below and as serde field names of the item structs.
 pub mod attr {
     pub const PRODUCT_ID: &str = "product_id";
     pub const WAREHOUSE_ID: &str = "warehouse_id";
     pub const STOCK_COUNT: &str = "stock_count";
-    pub const RESERVED_COUNT: &str = "reserved_count";
     pub const AVAILABLE_COUNT: &str = "available_count";
-    pub const THRESHOLD_LEVEL: &str = "threshold_level";
-    pub const VERSION: &str = "version";
-    pub const LAST_UPDATED: &str = "last_updated";
-    /// What the last write to a stock item was and who made it: {kind, actor, reason?, reservation_id?}.
-    pub const LAST_CHANGE: &str = "last_change";
     /// The alert state: the status last announced (see `alerts`).
     pub const STATUS: &str = "status";
-    /// An alert claimed but not yet confirmed published.
-    pub const PENDING_ALERT: &str = "pending_alert";
     pub const RESERVATION_ID: &str = "reservation_id";
     pub const STATE: &str = "state";
-    pub const EXPIRES_AT: &str = "expires_at";
-    pub const ENDED_AT: &str = "ended_at";
-    pub const ENDED_BY: &str = "ended_by";
     /// The reservations table's TTL attribute.
     pub const PURGE_AT: &str = "purge_at";
     /// Keys of the sparse `active-by-expiry` index: present only while a hold is ACTIVE.
@@ -220,6 +210,17 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// What must hold on the stock item for a hold's counters to move.
+#[derive(Debug, Clone, Copy)]
+enum CounterGuard {
+    /// The item exists (releasing units back).
+    ItemExists,
+    /// Enough units for sale (placing a hold).
+    AvailableAtLeast(Quantity),
+    /// Enough units on the shelf (checkout; an admin may have counted fewer since the hold).
+    StockAtLeast(Quantity),
+}
+
 /// The DynamoDB tables of the service.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
@@ -262,30 +263,39 @@ impl DynamoStore {
         found.item().map(|item| item_of(item, what)).transpose()
     }
 
-    /// The counters update every hold transition makes on the stock item.
+    /// The counters update every hold transition makes on the stock item, under `guard`.
     fn counters_update(
         &self,
         hold: &Reservation,
         delta: CounterDelta,
+        guard: CounterGuard,
         change: AttributeValue,
         now: EpochSeconds,
     ) -> Update {
-        Update::builder()
+        let (condition, quantity) = match guard {
+            CounterGuard::ItemExists => ("attribute_exists(product_id)", None),
+            CounterGuard::AvailableAtLeast(q) => ("available_count >= :quantity", Some(q)),
+            CounterGuard::StockAtLeast(q) => ("stock_count >= :quantity", Some(q)),
+        };
+        let update = Update::builder()
             .table_name(&self.config.stock_table)
             .set_key(Some(Self::stock_key(&hold.product_id, &hold.warehouse_id)))
             .update_expression(
                 "SET stock_count = stock_count + :stock, reserved_count = reserved_count + :reserved, \
                  available_count = available_count + :available, last_updated = :now, last_change = :change",
             )
+            .condition_expression(condition)
             .expression_attribute_values(":stock", n(delta.stock))
             .expression_attribute_values(":reserved", n(delta.reserved))
             .expression_attribute_values(":available", n(delta.available))
             .expression_attribute_values(":now", s(&crate::time::rfc3339(now)))
             .expression_attribute_values(":change", change)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .condition_expression("attribute_exists(product_id)")
-            .build()
-            .expect("table, key and update expression are set")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let update = match quantity {
+            Some(q) => update.expression_attribute_values(":quantity", n(q.units())),
+            None => update,
+        };
+        update.build().expect("table, key and update expression are set")
     }
 
     /// Runs a transaction, retrying a few times when DynamoDB cancels it only because another
@@ -359,6 +369,7 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// What the last write to a stock item was and who made it (`last_change`), for the audit trail.
 fn change_record(kind: &str, actor: &str, reason: Option<&str>, reservation: Option<&ReservationId>) -> AttributeValue {
     let mut fields = HashMap::from([("kind".to_owned(), s(kind)), ("actor".to_owned(), s(actor))]);
     if let Some(reason) = reason {
@@ -425,20 +436,15 @@ impl StockReader for DynamoStore {
 
 impl HoldStore for DynamoStore {
     async fn place_hold(&self, hold: &Reservation, actor: &str) -> Result<PlaceOutcome, InventoryError> {
-        let quantity = hold.quantity.units();
         // No read first: the condition is the check. available_count moves in the same expression
         // as reserved_count, so "enough for sale" and "take it" are one atomic step.
-        let mut take_units = self.counters_update(
+        let take_units = self.counters_update(
             hold,
             CounterDelta::place(hold.quantity),
+            CounterGuard::AvailableAtLeast(hold.quantity),
             change_record("hold", actor, None, Some(&hold.reservation_id)),
             hold.created_at,
         );
-        take_units.condition_expression = Some("available_count >= :quantity".to_owned());
-        take_units
-            .expression_attribute_values
-            .get_or_insert_with(HashMap::new)
-            .insert(":quantity".to_owned(), n(quantity));
 
         let mut record: HashMap<String, AttributeValue> = serde_dynamo::to_item(hold)
             .map_err(|err| InventoryError::internal(format!("serialising a hold: {err}")))?;
@@ -484,39 +490,36 @@ impl HoldStore for DynamoStore {
         now: EpochSeconds,
     ) -> Result<EndOutcome, InventoryError> {
         let target = transition.target();
+        let (still_holding, guard) = match transition {
+            // A checkout after expiry is refused even before TTL or the sweeper act, and sells only
+            // units that are on the shelf.
+            Transition::Commit => ("#state = :active AND expires_at > :now", CounterGuard::StockAtLeast(hold.quantity)),
+            Transition::Release | Transition::Expire => ("#state = :active", CounterGuard::ItemExists),
+        };
         // Leaving ACTIVE drops the sweep index keys and keeps the record for audit until purge_at.
-        let mut leave_active = Update::builder()
+        let leave_active = Update::builder()
             .table_name(&self.config.reservations_table)
             .set_key(Some(Self::reservation_key(&hold.reservation_id)))
             .update_expression(
                 "SET #state = :target, ended_at = :now, ended_by = :actor, purge_at = :purge REMOVE sweep_shard, sweep_due_at",
             )
-            .condition_expression("#state = :active")
+            .condition_expression(still_holding)
             .expression_attribute_names("#state", attr::STATE)
             .expression_attribute_values(":target", s(target.as_str()))
-            .expression_attribute_values(":active", s(crate::holds::ReservationState::Active.as_str()))
+            .expression_attribute_values(":active", s(ReservationState::Active.as_str()))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":actor", s(actor))
             .expression_attribute_values(":purge", n(now + ENDED_HOLD_RETENTION_SECONDS))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .expect("table, key and update expression are set");
-        let mut move_counters = self.counters_update(
+        let move_counters = self.counters_update(
             hold,
             transition.counters(hold.quantity),
+            guard,
             change_record(&target.as_str().to_lowercase(), actor, None, Some(&hold.reservation_id)),
             now,
         );
-        if transition == Transition::Commit {
-            // A checkout after expiry is refused even before TTL or the sweeper act.
-            leave_active.condition_expression = Some("#state = :active AND expires_at > :now".to_owned());
-            // Sell only units that are on the shelf (an admin may have counted fewer since the hold).
-            move_counters.condition_expression = Some("stock_count >= :quantity".to_owned());
-            move_counters
-                .expression_attribute_values
-                .get_or_insert_with(HashMap::new)
-                .insert(":quantity".to_owned(), n(hold.quantity.units()));
-        }
         let reasons = self
             .transact(vec![
                 TransactWriteItem::builder().update(leave_active).build(),
@@ -672,6 +675,7 @@ impl ExpiryStore for DynamoStore {
         let release = self.counters_update(
             hold,
             Transition::Expire.counters(hold.quantity),
+            CounterGuard::ItemExists,
             change_record("expired", TTL_ACTOR, None, Some(&hold.reservation_id)),
             now,
         );

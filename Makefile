@@ -8,7 +8,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum localstack/requirements.txt | cut -c1-12)
 CARGO ?= cargo
 
-.PHONY: help up down token scenarios test lint unit build integration venv
+NODE_STAMP := frontend/node_modules/.installed-$(shell sha256sum frontend/package-lock.json | cut -c1-12)
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: help up down token scenarios test lint unit build integration venv frontend browser chromium
 
 help:
 	@echo "make up     run the whole stack on a local AWS (MiniStack), seeded; writes .local/stack.json"
@@ -26,11 +29,26 @@ $(STAMP): localstack/requirements.txt
 
 venv: $(STAMP)
 
+$(NODE_STAMP): frontend/package-lock.json
+	@echo "==> installing the frontend toolchain (npm ci)"
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+frontend: $(NODE_STAMP)
+	@echo "==> building the frontend (TypeScript check + Vite)"
+	cd frontend && npm run --silent build
+
+# Debian's Chromium for the browser tests (playwright-core cannot download a browser here).
+chromium:
+	@test -x $(CHROMIUM) || { echo "==> installing Debian's chromium"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 build:
 	@echo "==> building the functions (release; a cold build takes a few minutes on 2 cores)"
 	$(CARGO) build --release --workspace --locked
 
-up: venv build
+up: venv build frontend
 	$(PY) localstack/stack.py up
 
 down: venv
@@ -54,8 +72,8 @@ unit:
 	@echo "==> unit tests"
 	$(CARGO) test --release --workspace --locked
 
-integration: venv build
-	@echo "==> integration tests: own MiniStack on a free port, own stack, stopped at the end"
+integration: venv build frontend chromium
+	@echo "==> integration, scenario and browser tests: own MiniStack on a free port, own stack, stopped at the end"
 	$(PY) -m pytest tests -p no:cacheprovider
 
 test: lint unit integration

@@ -45,6 +45,10 @@ FINGERPRINTS = {
     "lambda_svc._dynamodb_stream_table_from_arn_spec": "339c3125c285fe02eb713f710f7f967dc72a22072b6292fa420941710c7132a2",
     "dynamodb.stream_records_since": "aed31a353fda9770d3babb2d6091616fd2e60fcee3c78aee7c197e490182f27a",
     "lambda_svc._provided_worker_env": "8cccaed6a6d8792afe3d2840bbe7f59d1b66365f92505f340545a5aef203b3f3",
+    "apigateway._handle_execute_in_scope": "aa60b8b0dfaafaa2880d52a7b62fe8ed3f6d92c0e26da47c26f64747d156f6b0",
+    "provisioners._apigw_v2_stage_props": "471b3f01003ce14eca0944094e444897e65ae9100989964acfa2edc6a13c4286",
+    "apigateway._cors_response_headers": "1cd36db5d0c4ff03757f5e8e9fda98f6e94600e31faba8dce275b028788f5d29",
+    "apigateway.handle_execute": "c7a2f92d7eb6b8d55141e5a6b39fbc12d974c0f1e3c1af5bf2d984020688d5b6",
 }
 
 TTL_REAPER_THREAD = "dynamodb-ttl-reaper"
@@ -101,6 +105,11 @@ def _streams_service():
     return dynamodb_streams
 
 
+def _apigateway():
+    from ministack.services import apigateway
+    return apigateway
+
+
 def _fingerprint(obj) -> str:
     return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()
 
@@ -125,6 +134,10 @@ def _relied_on():
         "lambda_svc._dynamodb_stream_table_from_arn_spec": _lambda_service()._dynamodb_stream_table_from_arn_spec,
         "dynamodb.stream_records_since": dynamodb.stream_records_since,
         "dynamodb_streams._get_records": _streams_service()._get_records,
+        "apigateway._handle_execute_in_scope": _apigateway()._handle_execute_in_scope,
+        "provisioners._apigw_v2_stage_props": provisioners._apigw_v2_stage_props,
+        "apigateway._cors_response_headers": _apigateway()._cors_response_headers,
+        "apigateway.handle_execute": _apigateway().handle_execute,
     }
 
 
@@ -398,6 +411,79 @@ def _install_stream_partial_batch_failures():
     lambda_svc._execute_function = execute_honouring_partial_failures
 
 
+# --- Fix 8: an HTTP API's CorsConfiguration from a template takes effect -------------------------
+# CloudFormation spells the keys AllowOrigins, AllowMethods, ...; MiniStack stored them as given but
+# reads allowOrigins, allowMethods, ..., so a template's CORS matched no origin: every preflight was
+# refused. The keys are read in the API's own spelling, as AWS does for both.
+# --- Fix 9: API stage throttling ------------------------------------------------------------------
+# AWS admits ThrottlingBurstLimit requests at once and ThrottlingRateLimit per second after that
+# (a token bucket per stage) and answers the rest 429 {"message":"Too Many Requests"} without
+# invoking the integration. MiniStack stored a stage's DefaultRouteSettings and never applied them,
+# and from a template stored them in CloudFormation's spelling, which GetStage then dropped.
+
+def _camel_case_keys(settings: dict) -> dict:
+    return {key[:1].lower() + key[1:]: value for key, value in settings.items()}
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: float):
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, time.monotonic()
+
+    def admit(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def _route_settings(settings: dict) -> dict:
+    """Route settings in the API's spelling and types, as GetStage returns them."""
+    settings = _camel_case_keys(settings or {})
+    if "throttlingBurstLimit" in settings:
+        settings["throttlingBurstLimit"] = int(settings["throttlingBurstLimit"])
+    if "throttlingRateLimit" in settings:
+        settings["throttlingRateLimit"] = float(settings["throttlingRateLimit"])
+    return settings
+
+
+def _install_http_api_cors_and_throttling():
+    from ministack.services import apigateway
+    provisioners = _modules()[4]
+    stage_props = provisioners._apigw_v2_stage_props
+
+    def stage_props_in_api_spelling(props):
+        record = stage_props(props)
+        record["defaultRouteSettings"] = _route_settings(record["defaultRouteSettings"])
+        return record
+
+    provisioners._apigw_v2_stage_props = stage_props_in_api_spelling
+    handle = apigateway._handle_execute_in_scope
+    buckets: dict[tuple[str, str], TokenBucket] = {}
+
+    def admitted(api_id: str, stage: str) -> bool:
+        settings = _route_settings((apigateway._stages.get(api_id, {}).get(stage) or {}).get("defaultRouteSettings"))
+        rate, burst = settings.get("throttlingRateLimit"), settings.get("throttlingBurstLimit")
+        if rate is None or burst is None:
+            return True
+        bucket = buckets.get((api_id, stage))
+        if bucket is None or (bucket.rate, bucket.burst) != (float(rate), float(burst)):
+            bucket = buckets[(api_id, stage)] = TokenBucket(float(rate), float(burst))
+        return bucket.admit()
+
+    async def handle_faithfully(api_id, stage, path, method, headers, body, query_params, *rest, **kwargs):
+        api = apigateway._apis.get(api_id)
+        if api and api.get("corsConfiguration"):
+            api["corsConfiguration"] = _camel_case_keys(api["corsConfiguration"])
+        if method != "OPTIONS" and not admitted(api_id, stage):
+            return 429, {"Content-Type": "application/json"}, b'{"message":"Too Many Requests"}'
+        return await handle(api_id, stage, path, method, headers, body, query_params, *rest, **kwargs)
+
+    apigateway._handle_execute_in_scope = handle_faithfully
+
+
 def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _import_ministack_without_its_ttl_reaper()
@@ -417,6 +503,7 @@ def main():
     _install_prompt_response()
     _install_logging_config_env()
     _install_stream_partial_batch_failures()
+    _install_http_api_cors_and_throttling()
     _start_ttl_reaper(interval)
     log.info("fidelity fixes applied (TTL reaper every %.1fs)", interval)
     from ministack.app import main as ministack_main

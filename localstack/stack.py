@@ -3,6 +3,7 @@
     python localstack/stack.py up    [--state-dir .local] [--port 4566]
     python localstack/stack.py down  [--state-dir .local]
     python localstack/stack.py token admin|shopper   (prints an access token for a demo user)
+    python localstack/stack.py publish-frontend --stack-name NAME   (on AWS, after sam deploy)
 
 `up` starts MiniStack with its fidelity fixes (unless AWS_ENDPOINT_URL points at a local AWS that is
 already running, e.g. a LocalStack), packages the release binaries built by cargo, deploys
@@ -16,6 +17,7 @@ import argparse
 import hashlib
 import io
 import json
+import mimetypes
 import os
 import secrets
 import signal
@@ -36,6 +38,9 @@ TEMPLATE = ROOT / "template.yaml"
 SEED = Path(__file__).resolve().parent / "seed.json"
 LAUNCHER = Path(__file__).resolve().parent / "ministack_faithful.py"
 RELEASE_DIR = ROOT / "target" / "release"
+FRONTEND_DIST = ROOT / "frontend" / "dist"
+# How often the product page refreshes availability while it is visible.
+FRONTEND_REFRESH_SECONDS = 5
 STACK_NAME = "inventory"
 REGION = "us-east-1"
 ARTIFACT_BUCKET = "inventory-artifacts"
@@ -190,6 +195,46 @@ def deploy(cloudformation, template: dict, parameters: dict[str, str]) -> dict[s
         time.sleep(0.5)
 
 
+# --- the frontend --------------------------------------------------------------------------------
+
+def local_frontend_origin(endpoint: str, bucket: str) -> str:
+    """The bucket's website origin on the local AWS: AWS's s3-website host form under *.localhost,
+    which browsers resolve to this machine and MiniStack serves as virtual-hosted S3."""
+    port = endpoint.rsplit(":", 1)[-1]
+    return f"http://{bucket}.s3-website-{REGION}.localhost:{port}"
+
+
+def frontend_bucket(stack_name: str, account: str, region: str) -> str:
+    return f"{stack_name}-web-{account}-{region}"  # as FrontendBucket's BucketName in template.yaml
+
+
+def publish_frontend(s3, bucket: str, config: dict) -> None:
+    """Uploads the built pages and the config.json that tells them where the API and Cognito are."""
+    if not (FRONTEND_DIST / "index.html").exists():
+        raise SystemExit(f"{FRONTEND_DIST} is missing: build the frontend first (make frontend)")
+    for file in sorted(p for p in FRONTEND_DIST.rglob("*") if p.is_file()):
+        key = file.relative_to(FRONTEND_DIST).as_posix()
+        content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        # Hashed assets never change; the pages and config.json are re-read on every visit.
+        cache = "public, max-age=31536000, immutable" if key.startswith("assets/") else "no-cache"
+        s3.put_object(Bucket=bucket, Key=key, Body=file.read_bytes(), ContentType=content_type, CacheControl=cache)
+    s3.put_object(Bucket=bucket, Key="config.json", Body=json.dumps(config, indent=2).encode(),
+                  ContentType="application/json", CacheControl="no-cache")
+
+
+def frontend_config(api_url: str, region: str, cognito_url: str, client_id: str, hold_seconds: int,
+                    catalogue: list[dict]) -> dict:
+    return {
+        "apiUrl": api_url,
+        "region": region,
+        "cognitoUrl": cognito_url,
+        "userPoolClientId": client_id,
+        "holdSeconds": hold_seconds,
+        "refreshSeconds": FRONTEND_REFRESH_SECONDS,
+        "products": [{"product_id": p["product_id"], "name": p.get("name", p["product_id"])} for p in catalogue],
+    }
+
+
 def seed(dynamodb, table: str) -> list[dict]:
     """Creates the demo items that do not exist yet; a re-run keeps whatever the stock is now."""
     catalogue = json.loads(SEED.read_text())["products"]
@@ -261,21 +306,30 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
     step("packaging functions")
     template = package(load_template(), client("s3"))
     step(f"deploying stack '{STACK_NAME}'")
+    account = client("sts").get_caller_identity()["Account"]
+    origin = local_frontend_origin(endpoint, frontend_bucket(STACK_NAME, account, REGION))
     outputs = deploy(client("cloudformation"), template, {
         "Architecture": "x86_64", "HoldSeconds": str(hold_seconds), "CreateLocalAlertsQueue": "true",
-        "BackstopSchedule": backstop_schedule})
+        "BackstopSchedule": backstop_schedule, "FrontendOrigin": origin})
     step("seeding the demo catalogue and demo users")
     catalogue = seed(client("dynamodb"), outputs["StockTableName"])
     stack_file = state_dir / "stack.json"
     previous = json.loads(stack_file.read_text()).get("demo_users", {}) if stack_file.exists() else {}
     users = ensure_demo_users(client("cognito-idp"), outputs["UserPoolId"], previous)
+    # The local AWS serves every API under one port; on AWS this is outputs["ApiUrl"].
+    api_url = f"{endpoint}/_aws/execute-api/{outputs['ApiId']}/{outputs['StageName']}"
+    step("publishing the frontend")
+    publish_frontend(client("s3"), outputs["FrontendBucketName"], frontend_config(
+        api_url, REGION, f"{endpoint}/", outputs["UserPoolClientId"], int(outputs["HoldSeconds"]), catalogue))
     stack = {
         "endpoint": endpoint,
         "region": REGION,
         "stack_name": STACK_NAME,
         "api_id": outputs["ApiId"],
-        # The local AWS serves every API under one port; on AWS this is outputs["ApiUrl"].
-        "api_url": f"{endpoint}/_aws/execute-api/{outputs['ApiId']}/{outputs['StageName']}",
+        "api_url": api_url,
+        "frontend_origin": origin,
+        "shop_url": f"{origin}/index.html",
+        "admin_url": f"{origin}/admin.html",
         "stock_table": outputs["StockTableName"],
         "reservations_table": outputs["ReservationsTableName"],
         "stock_stream_arn": outputs["StockStreamArn"],
@@ -306,6 +360,8 @@ def print_welcome(stack: dict, state_dir: Path):
     users = stack["demo_users"]
     print(f"""
 Inventory stack is up.
+  Shop:         {stack['shop_url']}
+  Admin panel:  {stack['admin_url']}
   API:          {api}
   Local AWS:    {stack['endpoint']}  (region {stack['region']}, any credentials)
   Stack file:   {state_dir / 'stack.json'}
@@ -328,13 +384,30 @@ Stop it with: make down
 """)
 
 
+def publish_to_aws(stack_name: str):
+    """Publishes the built pages to a stack deployed on AWS (credentials and region from the usual
+    AWS settings). The catalogue is empty there: the page opens products by id."""
+    session = boto3.session.Session()
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in
+               session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0].get("Outputs", [])}
+    region = session.region_name
+    publish_frontend(session.client("s3"), outputs["FrontendBucketName"], frontend_config(
+        outputs["ApiUrl"], region, f"https://cognito-idp.{region}.amazonaws.com/", outputs["UserPoolClientId"],
+        int(outputs["HoldSeconds"]), []))
+    print(f"published: {outputs['FrontendUrl']}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "token"])
+    parser.add_argument("command", choices=["up", "down", "token", "publish-frontend"])
     parser.add_argument("role", nargs="?", choices=sorted(DEMO_USERS), default="admin")
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "4566")))
+    parser.add_argument("--stack-name", default=STACK_NAME, help="publish-frontend: the deployed stack on AWS")
     args = parser.parse_args()
+    if args.command == "publish-frontend":
+        publish_to_aws(args.stack_name)
+        return
     if args.command == "up":
         stack = up(args.state_dir, args.port, float(os.environ.get("TTL_REAPER_INTERVAL_SECONDS", "1")),
                    int(os.environ.get("HOLD_SECONDS", "900")))

@@ -83,7 +83,8 @@ _real_request = requests.Session.request
 
 def _recording_request(self, method, url, *args, **kwargs):
     response = _real_request(self, method, url, *args, **kwargs)
-    if "/_aws/execute-api/" in url:
+    # CORS preflights are API Gateway's own answers, not operations of the contract.
+    if "/_aws/execute-api/" in url and method.upper() != "OPTIONS":
         path = "/" + requests.utils.urlparse(url).path.split("/", 5)[-1]  # drop /_aws/execute-api/<api>/<stage>
         try:
             body = response.json()

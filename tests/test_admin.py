@@ -72,6 +72,16 @@ def test_expected_version_of_a_missing_item_is_409(stack, tokens):
     assert stack.get(f"/inventory/{product}").status_code == 404
 
 
+def test_expected_version_zero_creates_but_never_overwrites(stack, tokens):
+    product = unique_id("NEW")
+    body = {"warehouse_id": "main", "stock_count": 7, "expected_version": 0, "reason": "new line"}
+    created = stack.admin_put(product, body, tokens["admin"])
+    assert created.status_code == 201 and created.json()["version"] == 1
+    error = assert_error(stack.admin_put(product, {**body, "stock_count": 99}, tokens["admin"]), 409, "VERSION_CONFLICT")
+    assert error["current_version"] == 1
+    assert stack.levels(product) == {"main": (7, 0, 7)}
+
+
 def test_threshold_change_alone(stack, tokens, new_product):
     product = new_product(main=(10, 2))
     changed = stack.admin_put(product, {"warehouse_id": "main", "threshold_level": 10}, tokens["admin"])

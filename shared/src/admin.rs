@@ -128,7 +128,7 @@ impl AdminBody {
             if version < 0 {
                 return Err(InventoryError::invalid(
                     "expected_version",
-                    "expected_version must be a version returned by GET",
+                    "expected_version must be a version returned by GET, or 0 for an item that must not exist yet",
                 ));
             }
         }

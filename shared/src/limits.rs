@@ -40,3 +40,31 @@ pub const ADMIN_GROUP: &str = "inventory-admins";
 /// Admin list page size: default and most.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 200;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pages check input with the same numbers before sending it (frontend/src/limits.ts).
+    #[test]
+    fn the_frontend_uses_these_limits() {
+        let frontend = include_str!("../../frontend/src/limits.ts");
+        let declared = |name: &str| {
+            frontend
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("export const {name} = ")))
+                .map(|value| value.trim_end_matches(';').to_owned())
+                .unwrap_or_else(|| panic!("frontend/src/limits.ts declares no {name}"))
+        };
+        assert_eq!(declared("MAX_ID_LEN"), MAX_ID_LEN.to_string());
+        assert_eq!(declared("MAX_HOLD_QUANTITY"), MAX_HOLD_QUANTITY.to_string());
+        assert_eq!(declared("MAX_STOCK"), MAX_STOCK.to_string());
+        assert_eq!(declared("MAX_REASON_LEN"), MAX_REASON_LEN.to_string());
+        let punctuation: String = ID_PUNCTUATION.iter().collect();
+        let pattern = declared("ID_PATTERN");
+        for mark in punctuation.chars() {
+            assert!(pattern.contains(mark), "ID_PATTERN {pattern} lacks {mark}");
+        }
+        assert!(pattern.starts_with("\"[A-Za-z0-9"), "ID_PATTERN {pattern} must allow ASCII letters and digits");
+    }
+}

@@ -149,7 +149,7 @@ pub async fn update_stock(
 fn refusal(product: &ProductId, update: &StockUpdate, current: Option<&StockLevel>) -> InventoryError {
     let where_ = format!("{product} in {}", update.warehouse_id);
     if let Some(expected) = update.expected_version {
-        if current.map(|c| c.version) != Some(expected) {
+        if current.map_or(0, |c| c.version) != expected {
             return InventoryError::VersionConflict {
                 current_version: current.map(|c| c.version),
                 message: format!("{where_} changed since version {expected}; reload and apply your change again"),

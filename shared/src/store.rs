@@ -592,9 +592,14 @@ impl StockAdmin for DynamoStore {
                 "threshold_level = if_not_exists(threshold_level, :default_threshold)"
             }
         };
-        if let Some(expected) = update.expected_version {
-            values.insert(":expected".to_owned(), n(expected));
-            conditions.push("version = :expected");
+        match update.expected_version {
+            // Version 0 is "no such item yet": an admin adding an item must not overwrite one.
+            Some(0) => conditions.push("attribute_not_exists(product_id)"),
+            Some(expected) => {
+                values.insert(":expected".to_owned(), n(expected));
+                conditions.push("version = :expected");
+            }
+            None => {}
         }
         let expression = format!(
             "SET {counters}, reserved_count = if_not_exists(reserved_count, :zero), {threshold}, \

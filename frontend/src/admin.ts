@@ -1,0 +1,362 @@
+// The admin panel: every product and warehouse, set/adjust/threshold with a reason, add items.
+import { ApiError, apiRequest, path } from "./api";
+import { currentSession, type Session, signIn, signOut, SignInError } from "./auth";
+import { type Config, loadConfig } from "./config";
+import { ID_PATTERN, MAX_ID_LEN, MAX_REASON_LEN, MAX_STOCK } from "./limits";
+import { explain } from "./messages";
+import { byId, el, say, show } from "./ui";
+
+const ADMIN_GROUP = "inventory-admins";
+const PAGE_SIZE = 200;
+
+interface StockItem {
+  product_id: string;
+  warehouse_id: string;
+  stock_count: number;
+  reserved_count: number;
+  available: number;
+  threshold_level: number;
+  status: string;
+  version: number;
+}
+
+type SortKey = "product_id" | "warehouse_id" | "stock_count" | "reserved_count" | "available" | "threshold_level" | "status";
+
+let config: Config;
+let rows: StockItem[] = [];
+let sortKey: SortKey = "product_id";
+let sortAscending = true;
+let editing: { product_id: string; warehouse_id: string; version: number } | null = null;
+
+const page = {
+  status: byId<HTMLParagraphElement>("page-status"),
+  who: byId<HTMLSpanElement>("who"),
+  signoutButton: byId<HTMLButtonElement>("signout"),
+  overlay: byId<HTMLDivElement>("signin-overlay"),
+  signinReason: byId<HTMLParagraphElement>("signin-reason"),
+  signinForm: byId<HTMLFormElement>("signin-form"),
+  signinStatus: byId<HTMLParagraphElement>("signin-status"),
+  refused: byId<HTMLElement>("refused"),
+  refusedText: byId<HTMLParagraphElement>("refused-text"),
+  workspace: byId<HTMLElement>("workspace"),
+  statusFilter: byId<HTMLSelectElement>("status-filter"),
+  search: byId<HTMLInputElement>("search"),
+  tableStatus: byId<HTMLParagraphElement>("table-status"),
+  tableRows: byId<HTMLTableSectionElement>("stock-rows"),
+  editor: byId<HTMLElement>("editor"),
+  editorHeading: byId<HTMLHeadingElement>("editor-heading"),
+  editorCurrent: byId<HTMLParagraphElement>("editor-current"),
+  editForm: byId<HTMLFormElement>("edit-form"),
+  editAmount: byId<HTMLInputElement>("edit-amount"),
+  editThreshold: byId<HTMLInputElement>("edit-threshold"),
+  editReason: byId<HTMLInputElement>("edit-reason"),
+  editStatus: byId<HTMLParagraphElement>("edit-status"),
+  addForm: byId<HTMLFormElement>("add-form"),
+  addStatus: byId<HTMLParagraphElement>("add-status"),
+};
+
+const STATUS_WORDS: Record<string, string> = { IN_STOCK: "In stock", LOW_STOCK: "Low stock", OUT_OF_STOCK: "Out of stock" };
+
+// --- session -------------------------------------------------------------------------------------
+
+function askToSignIn(reason: string): void {
+  page.signinReason.textContent = reason;
+  say(page.signinStatus, "");
+  show(page.overlay, true);
+  byId<HTMLInputElement>("signin-email").focus();
+}
+
+/** Runs an API action with a live session. Without one (or when the API says the token has
+ *  expired) the sign-in dialog opens over the page, so nothing typed is lost. */
+async function withSession<T>(action: (session: Session) => Promise<T>): Promise<T | undefined> {
+  const session = currentSession();
+  if (!session) {
+    askToSignIn("Your session has ended. Sign in again: what you typed is still there.");
+    return undefined;
+  }
+  try {
+    return await action(session);
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "UNAUTHORIZED") {
+      signOut();
+      askToSignIn("Your session has ended. Sign in again: what you typed is still there.");
+      return undefined;
+    }
+    if (error instanceof ApiError && error.code === "FORBIDDEN") {
+      refuse(session);
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+function refuse(session: Session): void {
+  page.refusedText.textContent =
+    `You are signed in as ${session.username}, who is not in the ${ADMIN_GROUP} group. ` +
+    "Ask an administrator to add you to it, or sign out and sign in with an admin account.";
+  show(page.refused, true);
+  show(page.workspace, false);
+}
+
+async function enter(session: Session): Promise<void> {
+  page.who.textContent = session.username;
+  show(page.who, true);
+  show(page.signoutButton, true);
+  if (!session.groups.includes(ADMIN_GROUP)) {
+    refuse(session);
+    return;
+  }
+  show(page.refused, false);
+  show(page.workspace, true);
+  await loadRows();
+}
+
+async function onSignIn(event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  const button = page.signinForm.querySelector("button")!;
+  button.disabled = true;
+  try {
+    const session = await signIn(config, byId<HTMLInputElement>("signin-email").value.trim(),
+      byId<HTMLInputElement>("signin-password").value);
+    byId<HTMLInputElement>("signin-password").value = "";
+    show(page.overlay, false);
+    if (!page.editor.hidden) say(page.editStatus, "Signed in again. Your change is not saved yet: press Save.", "info");
+    await enter(session);
+  } catch (error) {
+    say(page.signinStatus, error instanceof SignInError ? error.message : explain(error), "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- the table -------------------------------------------------------------------------------------
+
+async function loadRows(): Promise<void> {
+  say(page.tableStatus, "Loading…");
+  try {
+    const loaded = await withSession(async (session) => {
+      const items: StockItem[] = [];
+      let cursor: string | null = null;
+      do {
+        const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+        if (page.statusFilter.value) query.set("status", page.statusFilter.value);
+        if (cursor) query.set("cursor", cursor);
+        const result: { items: StockItem[]; next_cursor: string | null } = await apiRequest(config.apiUrl, "GET",
+          `/inventory?${query}`, { token: session.accessToken });
+        items.push(...result.items);
+        cursor = result.next_cursor;
+      } while (cursor);
+      return items;
+    });
+    if (loaded === undefined) return;
+    rows = loaded;
+    render();
+  } catch (error) {
+    say(page.tableStatus, `Couldn't load stock: ${explain(error)}`, "error");
+  }
+}
+
+function render(): void {
+  const needle = page.search.value.trim().toLowerCase();
+  const visible = rows
+    .filter((row) => !needle || row.product_id.toLowerCase().includes(needle) || row.warehouse_id.toLowerCase().includes(needle))
+    .sort((a, b) => {
+      const [x, y] = [a[sortKey], b[sortKey]];
+      const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+      return (sortAscending ? order : -order) || a.product_id.localeCompare(b.product_id) || a.warehouse_id.localeCompare(b.warehouse_id);
+    });
+  page.tableRows.replaceChildren(...visible.map((row) => {
+    const change = el("button", { type: "button", "aria-label": `Change ${row.product_id} in ${row.warehouse_id}` }, "Change");
+    change.addEventListener("click", () => openEditor(row));
+    return el("tr", { "data-product": row.product_id, "data-warehouse": row.warehouse_id },
+      el("th", { scope: "row" }, row.product_id),
+      el("td", {}, row.warehouse_id),
+      el("td", { class: "num" }, String(row.stock_count)),
+      el("td", { class: "num" }, String(row.reserved_count)),
+      el("td", { class: "num" }, String(row.available)),
+      el("td", { class: "num" }, String(row.threshold_level)),
+      el("td", {}, el("span", { class: "status", "data-status": row.status }, STATUS_WORDS[row.status] ?? row.status)),
+      el("td", {}, change));
+  }));
+  for (const header of document.querySelectorAll<HTMLTableCellElement>("#stock-table th[data-key]")) {
+    header.setAttribute("aria-sort", header.dataset.key === sortKey ? (sortAscending ? "ascending" : "descending") : "none");
+  }
+  say(page.tableStatus, `${visible.length} of ${rows.length} items shown. Updated ${new Date().toLocaleTimeString()}.`);
+}
+
+function sortBy(key: SortKey): void {
+  sortAscending = key === sortKey ? !sortAscending : true;
+  sortKey = key;
+  render();
+}
+
+// --- changing an item -------------------------------------------------------------------------------
+
+function describe(row: StockItem): string {
+  return `Now: ${row.stock_count} on hand, ${row.reserved_count} reserved, ${row.available} available, ` +
+    `threshold ${row.threshold_level}, ${STATUS_WORDS[row.status] ?? row.status} (version ${row.version}).`;
+}
+
+function openEditor(row: StockItem): void {
+  const same = editing?.product_id === row.product_id && editing.warehouse_id === row.warehouse_id;
+  editing = { product_id: row.product_id, warehouse_id: row.warehouse_id, version: row.version };
+  page.editorHeading.textContent = `Change ${row.product_id} in ${row.warehouse_id}`;
+  page.editorCurrent.textContent = describe(row);
+  if (!same) {
+    page.editForm.reset();
+    page.editThreshold.value = String(row.threshold_level);
+    say(page.editStatus, "");
+  }
+  show(page.editor, true);
+  page.editor.scrollIntoView({ block: "nearest" });
+  page.editAmount.focus();
+}
+
+function wholeNumber(input: HTMLInputElement, label: string, min: number, max: number): number {
+  const value = Number(input.value);
+  if (input.value.trim() === "" || !Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${label} must be a whole number from ${min} to ${max}.`);
+  }
+  return value;
+}
+
+function editBody(): Record<string, unknown> {
+  if (!editing) throw new RangeError("Choose an item in the table first.");
+  const row = rows.find((r) => r.product_id === editing!.product_id && r.warehouse_id === editing!.warehouse_id);
+  const mode = new FormData(page.editForm).get("mode");
+  const body: Record<string, unknown> = { warehouse_id: editing.warehouse_id, expected_version: editing.version };
+  if (mode === "set") body.stock_count = wholeNumber(page.editAmount, "The new stock", 0, MAX_STOCK);
+  if (mode === "adjust") {
+    const delta = wholeNumber(page.editAmount, "The adjustment", -MAX_STOCK, MAX_STOCK);
+    if (delta === 0) throw new RangeError("An adjustment of 0 changes nothing.");
+    body.adjust_by = delta;
+  }
+  const threshold = wholeNumber(page.editThreshold, "The threshold", 0, MAX_STOCK);
+  if (threshold !== row?.threshold_level) body.threshold_level = threshold;
+  if (!("stock_count" in body) && !("adjust_by" in body) && !("threshold_level" in body)) {
+    throw new RangeError("Nothing to change: set or adjust the stock, or change the threshold.");
+  }
+  const reason = page.editReason.value.trim();
+  if (!reason || reason.length > MAX_REASON_LEN) throw new RangeError(`Give a reason (up to ${MAX_REASON_LEN} characters).`);
+  body.reason = reason;
+  return body;
+}
+
+async function saveEdit(event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  let body: Record<string, unknown>;
+  try {
+    body = editBody();
+  } catch (error) {
+    say(page.editStatus, (error as Error).message, "error");
+    return;
+  }
+  const target = editing!;
+  try {
+    const saved = await withSession((session) =>
+      apiRequest<StockItem>(config.apiUrl, "PUT", path("inventory", target.product_id), { body, token: session.accessToken }));
+    if (!saved) return;
+    say(page.status, `Saved ${saved.product_id} in ${saved.warehouse_id}: ${saved.stock_count} on hand, ` +
+      `${saved.available} available, ${STATUS_WORDS[saved.status] ?? saved.status}.`, "ok");
+    editing = null;
+    page.editForm.reset();
+    show(page.editor, false);
+    await loadRows();
+  } catch (error) {
+    if (error instanceof ApiError && error.code === "VERSION_CONFLICT") {
+      await loadRows();
+      const current = rows.find((r) => r.product_id === target.product_id && r.warehouse_id === target.warehouse_id);
+      if (current && editing) {
+        editing.version = current.version;
+        page.editorCurrent.textContent = describe(current);
+      }
+      say(page.editStatus, "Someone else changed this item while you were editing it, so your change was not saved. " +
+        "The numbers above are the current ones: check your change and press Save again.", "error");
+      return;
+    }
+    say(page.editStatus, explain(error), "error");
+  }
+}
+
+async function addItem(event: SubmitEvent): Promise<void> {
+  event.preventDefault();
+  const product = byId<HTMLInputElement>("add-product").value.trim();
+  const warehouse = byId<HTMLInputElement>("add-warehouse").value.trim();
+  const idRule = new RegExp(`^${ID_PATTERN}$`);
+  let body: Record<string, unknown>;
+  try {
+    for (const [label, id] of [["Product id", product], ["Warehouse id", warehouse]]) {
+      if (!idRule.test(id) || id.length > MAX_ID_LEN) {
+        throw new RangeError(`${label}: use letters, digits and - _ . : (up to ${MAX_ID_LEN} characters).`);
+      }
+    }
+    const reason = byId<HTMLInputElement>("add-reason").value.trim();
+    if (!reason || reason.length > MAX_REASON_LEN) throw new RangeError(`Give a reason (up to ${MAX_REASON_LEN} characters).`);
+    body = {
+      warehouse_id: warehouse,
+      stock_count: wholeNumber(byId("add-stock"), "On hand", 0, MAX_STOCK),
+      threshold_level: wholeNumber(byId("add-threshold"), "The threshold", 0, MAX_STOCK),
+      reason,
+      expected_version: 0, // only a new item: an existing one is changed in the table
+    };
+  } catch (error) {
+    say(page.addStatus, (error as Error).message, "error");
+    return;
+  }
+  try {
+    const added = await withSession((session) =>
+      apiRequest<StockItem>(config.apiUrl, "PUT", path("inventory", product), { body, token: session.accessToken }));
+    if (!added) return;
+    say(page.addStatus, `Added ${added.product_id} in ${added.warehouse_id} with ${added.stock_count} on hand.`, "ok");
+    page.search.value = added.product_id;
+    await loadRows();
+  } catch (error) {
+    say(page.addStatus, error instanceof ApiError && error.code === "VERSION_CONFLICT"
+      ? `${product} in ${warehouse} already exists: change it in the table instead.`
+      : explain(error), "error");
+  }
+}
+
+// --- start -------------------------------------------------------------------------------------------
+
+async function start(): Promise<void> {
+  try {
+    config = await loadConfig();
+  } catch (error) {
+    say(page.status, String((error as Error).message), "error");
+    return;
+  }
+  for (const input of [byId<HTMLInputElement>("add-product"), byId<HTMLInputElement>("add-warehouse")]) {
+    input.maxLength = MAX_ID_LEN;
+    input.pattern = ID_PATTERN;
+  }
+  page.editReason.maxLength = MAX_REASON_LEN;
+  byId<HTMLInputElement>("add-reason").maxLength = MAX_REASON_LEN;
+
+  page.signinForm.addEventListener("submit", (event) => void onSignIn(event));
+  page.signoutButton.addEventListener("click", () => {
+    signOut();
+    window.location.reload();
+  });
+  byId<HTMLFormElement>("filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    void loadRows();
+  });
+  page.statusFilter.addEventListener("change", () => void loadRows());
+  page.search.addEventListener("input", render);
+  for (const header of document.querySelectorAll<HTMLTableCellElement>("#stock-table th[data-key]")) {
+    header.querySelector("button")!.addEventListener("click", () => sortBy(header.dataset.key as SortKey));
+  }
+  page.editForm.addEventListener("submit", (event) => void saveEdit(event));
+  byId<HTMLButtonElement>("edit-cancel").addEventListener("click", () => {
+    editing = null;
+    show(page.editor, false);
+  });
+  page.addForm.addEventListener("submit", (event) => void addItem(event));
+
+  const session = currentSession();
+  if (session) await enter(session);
+  else askToSignIn("Inventory admins sign in with their shop account.");
+}
+
+void start();

@@ -1,0 +1,23 @@
+// Deploy-time settings: config.json is written next to the pages when the stack publishes them.
+export interface CatalogueEntry {
+  product_id: string;
+  name: string;
+}
+
+export interface Config {
+  apiUrl: string;
+  region: string;
+  cognitoUrl: string;
+  userPoolClientId: string;
+  holdSeconds: number;
+  refreshSeconds: number;
+  products: CatalogueEntry[];
+}
+
+export async function loadConfig(): Promise<Config> {
+  const response = await fetch("config.json", { cache: "no-store" });
+  if (!response.ok) {
+    throw new Error(`config.json could not be loaded (HTTP ${response.status}); was the frontend published?`);
+  }
+  return (await response.json()) as Config;
+}

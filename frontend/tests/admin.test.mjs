@@ -1,0 +1,119 @@
+// The admin panel: who may use it, restocking, a concurrent change, an expired session.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { api, availability, launch, newProduct, openPage, PHONE, screenshot, stack } from "./harness.mjs";
+
+let browser;
+before(async () => (browser = await launch()));
+after(async () => browser?.close());
+
+async function signIn(page, role) {
+  await page.getByRole("dialog").waitFor();
+  await page.getByLabel("E-mail").fill(stack.demo_users[role].username);
+  await page.getByLabel("Password").fill(stack.demo_users[role].password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("dialog").waitFor({ state: "hidden" });
+}
+
+const row = (page, product, warehouse = "main") => page.locator(`tr[data-product="${product}"][data-warehouse="${warehouse}"]`);
+
+async function openEditor(page, product) {
+  await page.getByLabel("Search").fill(product);
+  await row(page, product).waitFor();
+  await page.getByRole("button", { name: `Change ${product} in main` }).click();
+  await page.locator("#editor").waitFor();
+}
+
+test("a shopper account is told why it cannot manage stock", async () => {
+  const page = await openPage(browser, stack.admin_url);
+  await signIn(page, "shopper");
+  await page.locator("#refused", { hasText: "is not in the inventory-admins group" }).waitFor();
+  assert.equal(await page.locator("#workspace").isVisible(), false);
+});
+
+test("the admin sees every item, filters, and restocks a low item", async () => {
+  const product = await newProduct({ main: [2, 5] });
+  const page = await openPage(browser, stack.admin_url);
+  await signIn(page, "admin");
+  for (const seeded of stack.demo_products) await page.locator(`tr[data-product="${seeded}"]`).first().waitFor();
+  await screenshot(page, "admin-desktop");
+  await page.getByLabel("Status").selectOption("LOW_STOCK");
+  await page.locator('#stock-rows .status:not([data-status="LOW_STOCK"])').first().waitFor({ state: "detached" });
+  await row(page, product).waitFor();
+  await page.getByLabel("Status").selectOption("");
+  await openEditor(page, product);
+  assert.equal(await row(page, product).locator(".status").textContent(), "Low stock");
+  await page.getByLabel("Adjust by (+/−)").check();
+  await page.getByLabel("Amount").fill("20");
+  await page.getByLabel("Reason (kept with the change)").fill("delivery");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#page-status", { hasText: `Saved ${product} in main: 22 on hand` }).waitFor();
+  await row(page, product).locator(".status", { hasText: "In stock" }).waitFor();
+  const item = (await availability(product)).warehouses[0];
+  assert.deepEqual([item.stock_count, item.status], [22, "IN_STOCK"]);
+
+  const phone = await openPage(browser, stack.admin_url, PHONE);
+  await signIn(phone, "admin");
+  await phone.locator(`tr[data-product="${stack.demo_products[0]}"]`).first().waitFor();
+  await screenshot(phone, "admin-phone");
+  assert.deepEqual([...page.errors, ...phone.errors], []);
+});
+
+test("a change someone else made first is shown, and the change can be saved again", async () => {
+  const product = await newProduct({ main: [10, 2] });
+  const page = await openPage(browser, stack.admin_url);
+  await signIn(page, "admin");
+  await openEditor(page, product);
+  await page.getByLabel("Set to").check();
+  await page.getByLabel("Amount").fill("12");
+  await page.getByLabel("Reason (kept with the change)").fill("stock count");
+  const meanwhile = await api("PUT", `/inventory/${product}`, { role: "admin",
+    body: { warehouse_id: "main", adjust_by: 5, reason: "delivery at the other desk" } });
+  assert.equal(meanwhile.status, 200);
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#edit-status", { hasText: "Someone else changed this item while you were editing it" }).waitFor();
+  await page.locator("#editor-current", { hasText: "Now: 15 on hand" }).waitFor();
+  assert.equal((await availability(product)).warehouses[0].stock_count, 15);
+  assert.equal(await page.getByLabel("Amount").inputValue(), "12"); // what was typed is kept
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#page-status", { hasText: `Saved ${product} in main: 12 on hand` }).waitFor();
+  assert.equal((await availability(product)).warehouses[0].stock_count, 12);
+});
+
+test("an expired session asks to sign in again without losing what was typed", async () => {
+  const product = await newProduct({ main: [10, 2] });
+  const page = await openPage(browser, stack.admin_url);
+  await signIn(page, "admin");
+  await openEditor(page, product);
+  await page.getByLabel("Adjust by (+/−)").check();
+  await page.getByLabel("Amount").fill("-3");
+  await page.getByLabel("Reason (kept with the change)").fill("damaged in transit");
+  await page.evaluate(() => {
+    const session = JSON.parse(sessionStorage.getItem("inventory.session"));
+    sessionStorage.setItem("inventory.session", JSON.stringify({ ...session, expiresAt: 0 }));
+  });
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#signin-reason", { hasText: "Your session has ended" }).waitFor();
+  assert.equal((await availability(product)).warehouses[0].stock_count, 10);
+  await signIn(page, "admin");
+  assert.equal(await page.getByLabel("Reason (kept with the change)").inputValue(), "damaged in transit");
+  assert.equal(await page.getByLabel("Amount").inputValue(), "-3");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#page-status", { hasText: `Saved ${product} in main: 7 on hand` }).waitFor();
+});
+
+test("adding an item that exists already is refused, not overwritten", async () => {
+  const product = await newProduct({ main: [4, 1] });
+  const page = await openPage(browser, stack.admin_url);
+  await signIn(page, "admin");
+  await page.getByLabel("Product id").fill(product);
+  await page.getByLabel("Warehouse id").fill("main");
+  await page.getByLabel("On hand").fill("99");
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  await page.locator("#add-status", { hasText: "already exists" }).waitFor();
+  assert.equal((await availability(product)).warehouses[0].stock_count, 4);
+  await page.getByLabel("Warehouse id").fill("north");
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  await page.locator("#add-status", { hasText: `Added ${product} in north with 99 on hand` }).waitFor();
+  await row(page, product, "north").waitFor();
+});

@@ -1,0 +1,87 @@
+// Browser-test harness: the deployed local stack (STACK_JSON), Debian's Chromium via playwright-core,
+// and direct API calls for set-up and for checking what the pages claim.
+import { readFileSync, mkdirSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { chromium } from "playwright-core";
+
+const stackFile = process.env.STACK_JSON ?? new URL("../../.local/stack.json", import.meta.url).pathname;
+export const stack = JSON.parse(readFileSync(stackFile, "utf8"));
+export const screenshotDir = process.env.SCREENSHOT_DIR ?? "";
+
+export const DESKTOP = { width: 1280, height: 860 };
+export const PHONE = { width: 390, height: 844 };
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
+/** A fresh browser context (own storage) on one of the pages; console errors fail the test. */
+export async function openPage(browser, url, viewport = DESKTOP) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("pageerror", (error) => page.errors.push(String(error)));
+  await page.goto(url);
+  return page;
+}
+
+export async function screenshot(page, name) {
+  if (!screenshotDir) return;
+  mkdirSync(screenshotDir, { recursive: true });
+  await page.screenshot({ path: `${screenshotDir}/${name}.png`, fullPage: true });
+}
+
+const tokens = {};
+export async function token(role) {
+  if (tokens[role]) return tokens[role];
+  const user = stack.demo_users[role];
+  const response = await fetch(`${stack.endpoint}/`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth" },
+    body: JSON.stringify({ AuthFlow: "USER_PASSWORD_AUTH", ClientId: stack.user_pool_client_id,
+      AuthParameters: { USERNAME: user.username, PASSWORD: user.password } }),
+  });
+  tokens[role] = (await response.json()).AuthenticationResult.AccessToken;
+  return tokens[role];
+}
+
+export async function api(method, path, { body, role } = {}) {
+  const headers = { "Content-Type": "application/json" };
+  if (role) headers.Authorization = `Bearer ${await token(role)}`;
+  if (method === "POST") headers["Idempotency-Key"] = randomUUID();
+  const response = await fetch(`${stack.api_url}${path}`, { method, headers, body: body && JSON.stringify(body) });
+  return { status: response.status, body: await response.json() };
+}
+
+export async function availability(product) {
+  const { status, body } = await api("GET", `/inventory/${product}`);
+  if (status !== 200) throw new Error(`GET ${product}: ${status} ${JSON.stringify(body)}`);
+  return body;
+}
+
+/** A product of the test's own: newProduct({ main: [stock, threshold] }). */
+export async function newProduct(warehouses, prefix = "UI") {
+  const product = `${prefix}-${randomUUID().slice(0, 8)}`;
+  for (const [warehouse, [stock, threshold]] of Object.entries(warehouses)) {
+    const { status, body } = await api("PUT", `/inventory/${product}`, { role: "admin",
+      body: { warehouse_id: warehouse, stock_count: stock, threshold_level: threshold, reason: "browser test set-up" } });
+    if (status !== 201) throw new Error(`set-up of ${product}: ${status} ${JSON.stringify(body)}`);
+  }
+  return product;
+}
+
+export async function eventually(check, { timeout = 10_000, interval = 200 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    try {
+      return await check();
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, interval));
+    }
+  }
+}

@@ -1,0 +1,60 @@
+"""The public surface under abuse: stage throttling, and no secrets in the functions' logs."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import pytest
+import requests
+
+
+@pytest.fixture
+def tight_throttling(stack):
+    """The stage's throttling turned down to a burst of 5 and 1 request/s, then put back."""
+    api = stack.client("apigatewayv2")
+    api_id, stage = stack.description["api_id"], stack.api_url.rsplit("/", 1)[1]
+    template_settings = api.get_stage(ApiId=api_id, StageName=stage)["DefaultRouteSettings"]
+    api.update_stage(ApiId=api_id, StageName=stage,
+                     DefaultRouteSettings={"ThrottlingBurstLimit": 5, "ThrottlingRateLimit": 1.0})
+    try:
+        yield template_settings
+    finally:
+        api.update_stage(ApiId=api_id, StageName=stage, DefaultRouteSettings=template_settings)
+
+
+def test_the_stage_answers_429_beyond_its_burst_and_recovers(stack, tight_throttling):
+    assert (tight_throttling["ThrottlingBurstLimit"], tight_throttling["ThrottlingRateLimit"]) == (1000, 500.0)
+    product = stack.description["demo_products"][0]
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: requests.get(f"{stack.api_url}/inventory/{product}", timeout=10), range(20)))
+    statuses = [a.status_code for a in answers]
+    # 5 from the burst, perhaps one more refilled while the 20 were in flight; the rest refused.
+    assert 5 <= statuses.count(200) <= 7, statuses
+    assert statuses.count(429) == 20 - statuses.count(200), statuses
+    refused = next(a for a in answers if a.status_code == 429)
+    assert refused.json() == {"message": "Too Many Requests"}
+
+
+def test_the_template_throttling_admits_a_flash_sale_burst(stack):
+    product = stack.description["demo_products"][0]
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(lambda _: requests.get(f"{stack.api_url}/inventory/{product}", timeout=10).status_code,
+                                 range(100)))
+    assert statuses == [200] * 100
+
+
+@pytest.mark.last
+def test_no_token_or_password_reaches_the_logs(stack, tokens):
+    logs = stack.client("logs")
+    groups = [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]]
+    assert len(groups) >= 8, groups
+    secrets = [*tokens.values(), *(user["password"] for user in stack.description["demo_users"].values())]
+    lines = 0
+    for group in groups:
+        for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
+            for event in page["events"]:
+                lines += 1
+                message = event["message"]
+                assert "Bearer " not in message and "authorization" not in message.lower(), (group, message[:300])
+                assert not any(secret in message for secret in secrets), group
+    assert lines > 100  # the run's request logs were read, not an empty set

@@ -11,13 +11,14 @@ CARGO ?= cargo
 NODE_STAMP := frontend/node_modules/.installed-$(shell sha256sum frontend/package-lock.json | cut -c1-12)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help up down token scenarios test lint unit build integration venv frontend browser chromium
+.PHONY: help up down token scenarios test lint unit build integration venv frontend chromium screenshots
 
 help:
 	@echo "make up     run the whole stack on a local AWS (MiniStack), seeded; writes .local/stack.json"
 	@echo "make down   stop what make up started"
 	@echo "make scenarios   run the tester scenarios against the running stack (make up)"
 	@echo "make token ROLE=admin|shopper   print an access token for a demo user of the running stack"
+	@echo "make screenshots   screenshots of both pages from the running stack into docs/screenshots"
 	@echo "make test   lint, unit tests, then integration tests against a stack of their own"
 
 $(STAMP): localstack/requirements.txt
@@ -56,6 +57,11 @@ down: venv
 
 scenarios: venv
 	$(PY) localstack/scenarios/run_all.py
+
+# Screenshots of both pages (desktop and phone width) from the local stack (brought up to date), into docs/screenshots.
+screenshots: up chromium
+	cd frontend && SCREENSHOT_DIR=../docs/screenshots node --test --test-concurrency=1 \
+	  --test-name-pattern="seeded availability|admin sees every item" tests/
 
 ROLE ?= admin
 token: venv

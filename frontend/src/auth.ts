@@ -47,7 +47,8 @@ export async function signIn(config: Config, username: string, password: string)
   }
   const claims = decodeClaims(token);
   const session: Session = {
-    username: String(claims["username"] ?? username),
+    // The access token's username is an opaque id when users sign in by e-mail: show what they typed.
+    username,
     groups: Array.isArray(claims["cognito:groups"]) ? (claims["cognito:groups"] as string[]) : [],
     accessToken: token,
     expiresAt: Number(claims["exp"] ?? 0),

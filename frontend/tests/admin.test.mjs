@@ -32,11 +32,12 @@ test("a shopper account is told why it cannot manage stock", async () => {
 });
 
 test("the admin sees every item, filters, and restocks a low item", async () => {
-  const product = await newProduct({ main: [2, 5] });
   const page = await openPage(browser, stack.admin_url);
   await signIn(page, "admin");
   for (const seeded of stack.demo_products) await page.locator(`tr[data-product="${seeded}"]`).first().waitFor();
   await screenshot(page, "admin-desktop");
+  const product = await newProduct({ main: [2, 5] });
+  await page.getByRole("button", { name: "Reload" }).click();
   await page.getByLabel("Status").selectOption("LOW_STOCK");
   await page.locator('#stock-rows .status:not([data-status="LOW_STOCK"])').first().waitFor({ state: "detached" });
   await row(page, product).waitFor();

@@ -53,6 +53,14 @@ def test_adjust_below_zero_is_409_and_changes_nothing(stack, tokens, new_product
     assert stack.get(f"/inventory/{product}").json() == before
 
 
+def test_adjusting_past_the_stock_limit_is_409_and_changes_nothing(stack, tokens, new_product):
+    product = new_product(main=10**9 - 1)
+    error = assert_error(stack.admin_put(product, {"warehouse_id": "main", "adjust_by": 2}, tokens["admin"]),
+                         409, "STOCK_ABOVE_LIMIT")
+    assert error["stock_count"] == 10**9 - 1
+    assert stack.levels(product) == {"main": (10**9 - 1, 0, 10**9 - 1)}
+
+
 def test_stale_expected_version_is_409(stack, tokens, new_product):
     product = new_product(main=10)
     version = stack.get(f"/inventory/{product}").json()["warehouses"][0]["version"]

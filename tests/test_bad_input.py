@@ -85,6 +85,7 @@ def test_checkout_refuses_malformed_bodies(stack, tokens, product, body, mention
     ({"stock_count": 1, "reason": "r" * 201}, "reason"),
     ({"stock_count": 1, "reason": "two\nlines"}, "reason"),
     ({"stock_count": 1, "owner": "me"}, "owner"),
+    ({"adjust_by": 1, "expected_version": None}, "expected_version: must not be null"),
     ({"stock_count": 1, "warehouse_id": "no/slash"}, "warehouse_id"),
 ])
 def test_admin_refuses_malformed_changes(stack, tokens, product, body, mentions):

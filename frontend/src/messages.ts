@@ -23,6 +23,8 @@ export function explain(error: unknown): string {
       return "We don't have a product with that id.";
     case "STOCK_BELOW_ZERO":
       return `That would take stock below zero: there are ${body.stock_count ?? 0} on hand.`;
+    case "STOCK_ABOVE_LIMIT":
+      return `That would take stock past the most one item can hold: there are ${body.stock_count ?? 0} on hand.`;
     case "VERSION_CONFLICT":
       return "Someone else changed this item while you were editing it. Check the current numbers and save again.";
     case "INVALID_INPUT":

@@ -59,23 +59,30 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, InventoryE
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(InventoryError::invalid("body", "request body must be a JSON object"));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        // serde_json appends " at line L column C"; the field path says more to an API client.
-        let message = inner.to_string();
+    let mut fields: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes).map_err(|err| {
+        // serde_json appends " at line L column C"; what went wrong says more to an API client.
+        let message = err.to_string();
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-        let message = match inner.classify() {
-            serde_json::error::Category::Data if path != "." => format!("{path}: {message}"),
-            serde_json::error::Category::Data => format!("request body: {message}"),
-            _ => format!("request body is not valid JSON: {message}"),
-        };
-        InventoryError::invalid("body", message)
+        InventoryError::invalid("body", format!("request body is not valid JSON: {message}"))
     })?;
-    deserializer
-        .end()
-        .map_err(|_| InventoryError::invalid("body", "request body has trailing characters after the JSON object"))?;
+    for (name, value) in fields.iter_mut() {
+        // Optional fields are left out, never null: serde would take a null for "absent".
+        if value.is_null() {
+            return Err(InventoryError::invalid("body", format!("{name}: must not be null (leave the field out)")));
+        }
+        // JSON has one kind of number: 5.0 is the integer 5 (as JSON Schema's "integer" says).
+        if let Some(whole) = value.as_f64().filter(|f| value.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15) {
+            *value = (whole as i64).into();
+        }
+    }
+    let value: T = serde_path_to_error::deserialize(serde_json::Value::Object(fields)).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.into_inner().to_string();
+        InventoryError::invalid(
+            "body",
+            if path == "." { format!("request body: {message}") } else { format!("{path}: {message}") },
+        )
+    })?;
     Ok(value)
 }
 
@@ -218,8 +225,17 @@ mod tests {
             let err = json_body::<Sample>(&with_body(not_an_object)).unwrap_err();
             assert_eq!(err.to_string(), "request body must be a JSON object", "{not_an_object:?}");
         }
+        let err = json_body::<Sample>(&with_body(r#"{"quantity": null}"#)).unwrap_err();
+        assert_eq!(err.to_string(), "quantity: must not be null (leave the field out)");
         let err = json_body::<Sample>(&with_body(r#"{"quantity": 1} {}"#)).unwrap_err();
         assert!(err.to_string().contains("trailing"), "{err}");
+    }
+
+    #[test]
+    fn whole_numbers_written_with_a_fraction_are_integers() {
+        assert_eq!(json_body::<Sample>(&with_body(r#"{"quantity": 2.0}"#)).unwrap().quantity, 2);
+        let err = json_body::<Sample>(&with_body(r#"{"quantity": 2.5}"#)).unwrap_err();
+        assert!(err.to_string().starts_with("quantity: invalid type: floating point"), "{err}");
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub enum InventoryError {
     #[error("{message}")]
     StockBelowZero { stock_count: i64, message: String },
 
+    /// An adjustment would take stock on hand above the most one item may hold.
+    #[error("{message}")]
+    StockAboveLimit { stock_count: i64, message: String },
+
     /// DynamoDB throttled us or did not answer in time; the client may retry.
     #[error("the inventory store is busy; retry shortly")]
     Unavailable { detail: String },
@@ -91,7 +95,8 @@ impl InventoryError {
             | Self::ReservationReleased { .. }
             | Self::ReservationCommitted { .. }
             | Self::VersionConflict { .. }
-            | Self::StockBelowZero { .. } => 409,
+            | Self::StockBelowZero { .. }
+            | Self::StockAboveLimit { .. } => 409,
             Self::ReservationExpired { .. } => 410,
             Self::PayloadTooLarge { .. } => 413,
             Self::IdempotencyKeyReused { .. } => 422,
@@ -115,6 +120,7 @@ impl InventoryError {
             Self::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
             Self::StockBelowZero { .. } => "STOCK_BELOW_ZERO",
+            Self::StockAboveLimit { .. } => "STOCK_ABOVE_LIMIT",
             Self::Unavailable { .. } => "SERVICE_UNAVAILABLE",
             Self::Internal { .. } => "INTERNAL_ERROR",
         }
@@ -125,7 +131,9 @@ impl InventoryError {
         match self {
             Self::InsufficientStock { available, .. } => Some(("available", (*available).into())),
             Self::VersionConflict { current_version, .. } => Some(("current_version", (*current_version).into())),
-            Self::StockBelowZero { stock_count, .. } => Some(("stock_count", (*stock_count).into())),
+            Self::StockBelowZero { stock_count, .. } | Self::StockAboveLimit { stock_count, .. } => {
+                Some(("stock_count", (*stock_count).into()))
+            }
             Self::InvalidInput { field, .. } => Some(("field", (*field).into())),
             _ => None,
         }

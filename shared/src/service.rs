@@ -162,10 +162,10 @@ fn refusal(product: &ProductId, update: &StockUpdate, current: Option<&StockLeve
             stock_count,
             message: format!("{where_} has {stock_count} on hand; adjusting by {delta} would go below zero"),
         },
-        Some(StockChange::Adjust(delta)) => InventoryError::invalid(
-            "adjust_by",
-            format!("{where_} has {stock_count} on hand; adjusting by {delta} would exceed {MAX_STOCK}"),
-        ),
+        Some(StockChange::Adjust(delta)) => InventoryError::StockAboveLimit {
+            stock_count,
+            message: format!("{where_} has {stock_count} on hand; adjusting by {delta} would exceed {MAX_STOCK}"),
+        },
         _ => InventoryError::internal(format!("admin update of {where_} refused for no known reason")),
     }
 }

@@ -37,7 +37,16 @@ def fuzz_product(stack, tokens) -> str:
 
 
 def state(stack, product: str):
-    return stack.levels(product), sorted((h["reservation_id"], h["state"]) for h in stack.reservations(product))
+    """What a request could change: each item's stock, threshold and version (admin changes) and the
+    holds and how each ended, if by checkout or release. Expiry is left out: test holds lapse on their
+    own while the fuzzer runs, which is no request's doing."""
+    items = stack.dynamodb.query(TableName=stack.description["stock_table"], ConsistentRead=True,
+                                 KeyConditionExpression="product_id = :p",
+                                 ExpressionAttributeValues={":p": {"S": product}})["Items"]
+    stock = {i["warehouse_id"]["S"]: (i["stock_count"]["N"], i["threshold_level"]["N"], i["version"]["N"]) for i in items}
+    holds = {h["reservation_id"]: h["state"] if h["state"] in ("COMMITTED", "RELEASED") else "HELD"
+             for h in stack.reservations(product)}
+    return stock, holds
 
 
 @SCHEMA.parametrize()

@@ -47,6 +47,7 @@ FINGERPRINTS = {
     "lambda_svc._provided_worker_env": "8cccaed6a6d8792afe3d2840bbe7f59d1b66365f92505f340545a5aef203b3f3",
     "apigateway._handle_execute_in_scope": "aa60b8b0dfaafaa2880d52a7b62fe8ed3f6d92c0e26da47c26f64747d156f6b0",
     "provisioners._apigw_v2_stage_props": "471b3f01003ce14eca0944094e444897e65ae9100989964acfa2edc6a13c4286",
+    "provisioners._cw_metric_alarm_record": "4565fcede1ebf266b93fd427e72d1606f3de10bea9993e680a1ef4d03485aada",
     "apigateway._cors_response_headers": "1cd36db5d0c4ff03757f5e8e9fda98f6e94600e31faba8dce275b028788f5d29",
     "apigateway.handle_execute": "c7a2f92d7eb6b8d55141e5a6b39fbc12d974c0f1e3c1af5bf2d984020688d5b6",
 }
@@ -136,6 +137,7 @@ def _relied_on():
         "dynamodb_streams._get_records": _streams_service()._get_records,
         "apigateway._handle_execute_in_scope": _apigateway()._handle_execute_in_scope,
         "provisioners._apigw_v2_stage_props": provisioners._apigw_v2_stage_props,
+        "provisioners._cw_metric_alarm_record": provisioners._cw_metric_alarm_record,
         "apigateway._cors_response_headers": _apigateway()._cors_response_headers,
         "apigateway.handle_execute": _apigateway().handle_execute,
     }
@@ -484,6 +486,28 @@ def _install_http_api_cors_and_throttling():
     apigateway._handle_execute_in_scope = handle_faithfully
 
 
+# --- Fix 10: metric-math alarms in a template --------------------------------------------------
+# CloudFormation creates an alarm on a metric-math expression (Properties.Metrics); MiniStack refused
+# the whole stack. The alarm is stored with its Metrics and no single metric, as DescribeAlarms
+# shows one; MiniStack evaluates single-metric alarms only, so it never changes state locally.
+
+def _install_metric_math_alarms():
+    provisioners = _modules()[4]
+    record = provisioners._cw_metric_alarm_record
+
+    def record_with_metric_math(name, props):
+        if not props.get("Metrics"):
+            return record(name, props)
+        single = {key: value for key, value in props.items() if key != "Metrics"}
+        alarm = record(name, {**single, "MetricName": "metric-math", "Namespace": "metric-math"})
+        for key in ("MetricName", "Namespace", "Statistic", "Period", "Dimensions", "Unit", "ExtendedStatistic"):
+            alarm.pop(key, None)
+        alarm["Metrics"] = props["Metrics"]
+        return alarm
+
+    provisioners._cw_metric_alarm_record = record_with_metric_math
+
+
 def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _import_ministack_without_its_ttl_reaper()
@@ -504,6 +528,7 @@ def main():
     _install_logging_config_env()
     _install_stream_partial_batch_failures()
     _install_http_api_cors_and_throttling()
+    _install_metric_math_alarms()
     _start_ttl_reaper(interval)
     log.info("fidelity fixes applied (TTL reaper every %.1fs)", interval)
     from ministack.app import main as ministack_main

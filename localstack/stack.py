@@ -340,9 +340,12 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "alerts_topic_arn": outputs["AlertsTopicArn"],
         "alerts_queue_url": outputs["LocalAlertsQueueUrl"],
         "stream_failures_queue_url": outputs["StreamFailuresQueueUrl"],
+        "history_table": outputs["HistoryTableName"],
+        "operations_topic_arn": outputs["OperationsTopicArn"],
+        "dashboard_name": outputs["DashboardName"],
         "functions": {name: outputs[f"{key}FunctionName"] for name, key in [
             ("check_thresholds", "CheckThresholds"), ("stock_events", "StockEvents"),
-            ("expire_reservations", "ExpireReservations")]},
+            ("expire_reservations", "ExpireReservations"), ("record_history", "RecordHistory")]},
         "demo_products": [p["product_id"] for p in catalogue],
         # Local only: passwords of the demo users this bring-up created.
         "demo_users": users,

@@ -2,12 +2,18 @@
 Invariants 3-5: each transition once, lapsed holds back on sale, one alert per crossing, none lost."""
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from conftest import TEST_HOLD_SECONDS
 from support import unique_id, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def before(alerts, hold):
@@ -172,7 +178,7 @@ def test_a_repeated_stock_batch_sends_no_second_alert(stack, new_product, inbox,
     assert len(inbox.settled(product)) == 1
 
 
-def test_a_poison_record_ends_in_the_dlq_and_later_records_still_flow(stack, new_product, inbox, tokens):
+def test_a_poison_record_ends_in_the_dlq_and_later_records_still_flow(stack, new_product, inbox, tokens, tmp_path):
     poison = unique_id("POISON")
     # A stock item whose counter is not a number: the consumer cannot read it.
     stack.dynamodb.put_item(TableName=stack.description["stock_table"], Item={
@@ -184,19 +190,37 @@ def test_a_poison_record_ends_in_the_dlq_and_later_records_still_flow(stack, new
     sequence = poison_record["dynamodb"]["SequenceNumber"]
     sqs = stack.client("sqs")
     dlq = stack.description["stream_failures_queue_url"]
-    dead_letters = []
+    dead_letters = {}  # by message id: a message seen again after its visibility timeout counts once
 
     def poison_dead_letter():
         messages = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
-        dead_letters.extend(json.loads(m["Body"]) for m in messages)
-        return [d for d in dead_letters if d["DDBStreamBatchInfo"]["startSequenceNumber"] == sequence]
+        for m in messages:
+            dead_letters[m["MessageId"]] = json.loads(m["Body"])
+            sqs.change_message_visibility(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+        return [d for d in dead_letters.values() if d["DDBStreamBatchInfo"]["startSequenceNumber"] == sequence]
 
-    [dead] = wait_for(poison_dead_letter, timeout=60, what="the poison record in the DLQ")
+    def dead_letter_of(function: str):
+        name = stack.description["functions"][function]
+        return [d for d in poison_dead_letter() if d["requestContext"]["functionArn"].endswith(f":{name}")]
+
+    # Both consumers of the stock stream (alerts and the audit trail) give up on it, each once.
+    [dead] = wait_for(lambda: dead_letter_of("stock_events"), timeout=60, what="the poison record in the DLQ")
+    wait_for(lambda: dead_letter_of("record_history"), timeout=60, what="the audit trail's dead letter")
+    assert len(poison_dead_letter()) == 2
     info = dead["DDBStreamBatchInfo"]
     assert (info["batchSize"], info["endSequenceNumber"]) == (1, sequence)
     assert info["streamArn"] == stack.description["stock_stream_arn"]
     assert dead["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert [a["body"]["type"] for a in inbox.wait_for(product, 1, timeout=30)] == ["OUT_OF_STOCK"]
+    # The runbook's redrive re-delivers both batches from the stream; the record is still poison, so
+    # both stay in the queue and the script says so (exit 1).
+    stack_json = tmp_path / "stack.json"
+    stack_json.write_text(json.dumps(stack.description))
+    redrive = subprocess.run([sys.executable, str(ROOT / "localstack" / "redrive_stream_failures.py"), "--redrive"],
+                             env={**os.environ, "STACK_JSON": str(stack_json)}, capture_output=True, text=True, timeout=120)
+    assert redrive.returncode == 1, redrive.stdout + redrive.stderr
+    assert redrive.stdout.count("still failing") == 2 and "2 failed batch(es) in the queue" in redrive.stdout
+    assert len(poison_dead_letter()) == 2
 
 
 def test_the_backstop_repairs_a_drifted_status_and_sends_its_alert(stack, new_product, inbox):

@@ -20,6 +20,21 @@ interface StockItem {
   version: number;
 }
 
+interface Figures {
+  stock_count: number;
+  available: number;
+}
+
+interface HistoryEntry {
+  time: string;
+  warehouse_id: string;
+  kind: string;
+  actor: string;
+  reason?: string;
+  before: Figures | null;
+  after: Figures;
+}
+
 type SortKey = "product_id" | "warehouse_id" | "stock_count" | "reserved_count" | "available" | "threshold_level" | "status";
 
 let config: Config;
@@ -53,6 +68,16 @@ const page = {
   editStatus: byId<HTMLParagraphElement>("edit-status"),
   addForm: byId<HTMLFormElement>("add-form"),
   addStatus: byId<HTMLParagraphElement>("add-status"),
+  history: byId<HTMLElement>("history"),
+  historyHeading: byId<HTMLHeadingElement>("history-heading"),
+  historyStatus: byId<HTMLParagraphElement>("history-status"),
+  historyRows: byId<HTMLTableSectionElement>("history-rows"),
+  historyMore: byId<HTMLButtonElement>("history-more"),
+};
+
+const CHANGE_WORDS: Record<string, string> = {
+  set: "Stock set", adjust: "Stock adjusted", threshold: "Threshold changed", hold: "Held (cart)",
+  released: "Released", committed: "Sold", expired: "Hold expired", reconcile: "Reconciled",
 };
 
 const STATUS_WORDS: Record<string, string> = { IN_STOCK: "In stock", LOW_STOCK: "Low stock", OUT_OF_STOCK: "Out of stock" };
@@ -168,6 +193,8 @@ function render(): void {
   page.tableRows.replaceChildren(...visible.map((row) => {
     const change = el("button", { type: "button", "aria-label": `Change ${row.product_id} in ${row.warehouse_id}` }, "Change");
     change.addEventListener("click", () => openEditor(row));
+    const past = el("button", { type: "button", "aria-label": `History of ${row.product_id}` }, "History");
+    past.addEventListener("click", () => void openHistory(row.product_id));
     return el("tr", { "data-product": row.product_id, "data-warehouse": row.warehouse_id },
       el("th", { scope: "row" }, row.product_id),
       el("td", {}, row.warehouse_id),
@@ -176,7 +203,7 @@ function render(): void {
       el("td", { class: "num" }, String(row.available)),
       el("td", { class: "num" }, String(row.threshold_level)),
       el("td", {}, el("span", { class: "status", "data-status": row.status }, STATUS_WORDS[row.status] ?? row.status)),
-      el("td", {}, change));
+      el("td", { class: "actions" }, change, past));
   }));
   for (const header of document.querySelectorAll<HTMLTableCellElement>("#stock-table th[data-key]")) {
     header.setAttribute("aria-sort", header.dataset.key === sortKey ? (sortAscending ? "ascending" : "descending") : "none");
@@ -317,6 +344,46 @@ async function addItem(event: SubmitEvent): Promise<void> {
   }
 }
 
+// --- history -----------------------------------------------------------------------------------------
+
+let historyOf: { product: string; cursor: string | null } | null = null;
+
+function figures(f: Figures | null): string {
+  return f ? `${f.stock_count}` : "–";
+}
+
+async function openHistory(product: string, more = false): Promise<void> {
+  if (!more) {
+    historyOf = { product, cursor: null };
+    page.historyRows.replaceChildren();
+  }
+  page.historyHeading.textContent = `History of ${product}`;
+  show(page.history, true);
+  say(page.historyStatus, "Loading…");
+  try {
+    const query = new URLSearchParams({ limit: "25" });
+    if (more && historyOf?.cursor) query.set("cursor", historyOf.cursor);
+    const result = await withSession((session) =>
+      apiRequest<{ items: HistoryEntry[]; next_cursor: string | null }>(config.apiUrl, "GET",
+        `${path("inventory", product, "history")}?${query}`, { token: session.accessToken }));
+    if (!result) return;
+    historyOf = { product, cursor: result.next_cursor };
+    page.historyRows.append(...result.items.map((entry) => el("tr", { "data-kind": entry.kind },
+      el("td", {}, new Date(entry.time).toLocaleString()),
+      el("td", {}, entry.warehouse_id),
+      el("td", {}, CHANGE_WORDS[entry.kind] ?? entry.kind),
+      el("td", {}, entry.actor),
+      el("td", { class: "num" }, `${figures(entry.before)} → ${entry.after.stock_count}`),
+      el("td", { class: "num" }, `${entry.before ? entry.before.available : "–"} → ${entry.after.available}`),
+      el("td", {}, entry.reason ?? ""))));
+    show(page.historyMore, result.next_cursor !== null);
+    say(page.historyStatus, page.historyRows.children.length === 0 ? "No changes recorded." : "");
+    page.history.scrollIntoView({ block: "nearest" });
+  } catch (error) {
+    say(page.historyStatus, `Couldn't load the history: ${explain(error)}`, "error");
+  }
+}
+
 // --- start -------------------------------------------------------------------------------------------
 
 async function start(): Promise<void> {
@@ -353,6 +420,8 @@ async function start(): Promise<void> {
     show(page.editor, false);
   });
   page.addForm.addEventListener("submit", (event) => void addItem(event));
+  page.historyMore.addEventListener("click", () => historyOf && void openHistory(historyOf.product, true));
+  byId<HTMLButtonElement>("history-close").addEventListener("click", () => show(page.history, false));
 
   const session = currentSession();
   if (session) await enter(session);

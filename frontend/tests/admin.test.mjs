@@ -1,7 +1,7 @@
 // The admin panel: who may use it, restocking, a concurrent change, an expired session.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { api, availability, launch, newProduct, openPage, PHONE, screenshot, stack } from "./harness.mjs";
+import { api, availability, eventually, launch, newProduct, openPage, PHONE, screenshot, stack } from "./harness.mjs";
 
 let browser;
 before(async () => (browser = await launch()));
@@ -52,6 +52,12 @@ test("the admin sees every item, filters, and restocks a low item", async () => 
   await row(page, product).locator(".status", { hasText: "In stock" }).waitFor();
   const item = (await availability(product)).warehouses[0];
   assert.deepEqual([item.stock_count, item.status], [22, "IN_STOCK"]);
+  // The change is in the product's history, with the reason, once the stream has recorded it.
+  await eventually(async () => {
+    await page.getByRole("button", { name: `History of ${product}` }).click();
+    await page.locator("#history-rows tr[data-kind=adjust]", { hasText: "delivery" }).waitFor({ timeout: 1000 });
+  });
+  assert.match(await page.locator("#history-rows tr[data-kind=adjust]").textContent(), /2 → 22.*delivery/);
 
   const phone = await openPage(browser, stack.admin_url, PHONE);
   await signIn(phone, "admin");

@@ -185,6 +185,7 @@ mod tests {
             version: 1,
             last_updated: String::new(),
             pending_alert: None,
+            last_change: None,
         };
         let low = Alert::new("a1".into(), A::LowStock, &level, 0);
         assert_eq!(low.subject(), "Low stock: SKU-42 at main - 3 left (threshold 5)");

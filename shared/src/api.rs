@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{InventoryError, RETRY_AFTER_SECONDS};
-use crate::limits::MAX_BODY_BYTES;
+use crate::limits::{DEFAULT_PAGE_SIZE, MAX_BODY_BYTES, MAX_PAGE_SIZE};
 
 pub type Request = ApiGatewayV2httpRequest;
 pub type Response = ApiGatewayV2httpResponse;
@@ -111,6 +111,16 @@ impl QueryParams<'_> {
             Some(values) if values.len() == 1 => Ok(Some(values[0])),
             Some(_) => Err(InventoryError::invalid("query", format!("query parameter '{name}' given more than once"))),
         }
+    }
+}
+
+/// The `limit` query parameter of a paginated route: 1 to [`MAX_PAGE_SIZE`], default [`DEFAULT_PAGE_SIZE`].
+pub fn page_limit(query: &QueryParams) -> Result<usize, InventoryError> {
+    match query.single("limit")? {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(raw) => raw.parse().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
+            InventoryError::invalid("limit", format!("limit must be a whole number from 1 to {MAX_PAGE_SIZE}"))
+        }),
     }
 }
 

@@ -34,11 +34,26 @@ pub fn hold_seconds() -> Result<i64, SettingError> {
 }
 
 fn hold_seconds_from(lookup: impl Fn(&str) -> Option<String>) -> Result<i64, SettingError> {
-    const NAME: &str = "HOLD_SECONDS";
-    let value = lookup(NAME).ok_or(MissingSetting(NAME))?;
-    value.trim().parse().ok().filter(|seconds| (1..=24 * 3600).contains(seconds)).ok_or(SettingError::Invalid {
-        name: NAME,
-        expected: "a number of seconds from 1 to 86400",
+    number_from(lookup, "HOLD_SECONDS", 1..=24 * 3600, "a number of seconds from 1 to 86400")
+}
+
+/// How long the audit trail keeps an entry (`HISTORY_RETENTION_DAYS`, the template's parameter).
+pub fn history_retention_seconds() -> Result<i64, SettingError> {
+    let days =
+        number_from(|name| env::var(name).ok(), "HISTORY_RETENTION_DAYS", 1..=3650, "a number of days from 1 to 3650")?;
+    Ok(days * 24 * 3600)
+}
+
+fn number_from(
+    lookup: impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    range: std::ops::RangeInclusive<i64>,
+    expected: &'static str,
+) -> Result<i64, SettingError> {
+    let value = lookup(name).ok_or(MissingSetting(name))?;
+    value.trim().parse().ok().filter(|number| range.contains(number)).ok_or(SettingError::Invalid {
+        name,
+        expected,
         value,
     })
 }

@@ -110,6 +110,9 @@ pub struct StockLevel {
     /// An alert claimed by a status change but not yet confirmed published (JSON of `alerts::Alert`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_alert: Option<String>,
+    /// Who made the last change of the figures, and why: the audit trail reads it from the stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<crate::history::LastChange>,
 }
 
 /// The figures a shopper or admin sees for a product, or for one of its warehouses.
@@ -215,6 +218,7 @@ mod tests {
             version: 3,
             last_updated: updated.into(),
             pending_alert: None,
+            last_change: None,
         }
     }
 

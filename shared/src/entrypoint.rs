@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::api::{self, Request};
 use crate::config::Config;
 use crate::error::InventoryError;
-use crate::store::{aws_sdk_config, DynamoStore, SnsPublisher};
+use crate::metrics::{self, Metric};
+use crate::store::{aws_sdk_config, DynamoHistory, DynamoStore, SnsPublisher};
 
 /// The DynamoDB store, built once per cold start from the environment; a missing setting fails
 /// here, at init, with its name.
@@ -25,6 +26,12 @@ pub async fn stores_with_publisher() -> Result<(DynamoStore, SnsPublisher), Erro
     let topic = crate::config::required("ALERTS_TOPIC_ARN")?;
     let (store, sdk_config) = stores().await?;
     Ok((store, SnsPublisher::new(aws_sdk_sns::Client::new(&sdk_config), topic)))
+}
+
+/// The audit trail's store (`HISTORY_TABLE`).
+pub async fn history_store() -> Result<DynamoHistory, Error> {
+    let table = crate::config::required("HISTORY_TABLE")?;
+    Ok(DynamoHistory::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), table))
 }
 
 async fn stores() -> Result<(DynamoStore, aws_config::SdkConfig), Error> {
@@ -50,6 +57,13 @@ where
     lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| {
         async move {
             let mut failures = Vec::new();
+            let now = crate::time::now();
+            if let Some(lag) =
+                event.payload.records.iter().map(|r| now - r.change.approximate_creation_date_time.timestamp()).max()
+            {
+                let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+                metrics::emit(&[(Metric::StreamLagSeconds, lag.max(0) as f64)], None, &[("function", &function)]);
+            }
             for record in event.payload.records {
                 let sequence = record.change.sequence_number.clone();
                 let event_id = record.event_id.clone();

@@ -2,6 +2,8 @@
 //!
 //! - [`domain`], [`holds`], [`admin`]: identifiers, stock levels, status, holds and their
 //!   transitions, admin changes — pure rules, no I/O.
+//! - [`history`]: the audit trail's entries, derived from stock-table stream records.
+//! - [`metrics`]: CloudWatch embedded-metric-format lines for the operations dashboard and alarms.
 //! - [`auth`]: the caller, from claims API Gateway has verified.
 //! - [`error`]: the one error enum and its HTTP mapping.
 //! - [`service`], [`pipeline`]: the use cases (API; streams and backstop), written against the store traits.
@@ -17,8 +19,10 @@ pub mod config;
 pub mod domain;
 pub mod entrypoint;
 pub mod error;
+pub mod history;
 pub mod holds;
 pub mod limits;
+pub mod metrics;
 pub mod pipeline;
 pub mod service;
 pub mod store;

@@ -9,8 +9,10 @@ use uuid::Uuid;
 use crate::alerts::{crossing, Alert, AlertType};
 use crate::domain::StockLevel;
 use crate::error::InventoryError;
+use crate::history::entry_for_change;
 use crate::holds::{Reservation, ReservationState, Transition};
-use crate::store::{AlertPublisher, AlertStore, ExpiryStore, HoldStore, StockAdmin, BACKSTOP_ACTOR};
+use crate::metrics::{self, Metric};
+use crate::store::{AlertPublisher, AlertStore, ExpiryStore, HistoryStore, HoldStore, StockAdmin, BACKSTOP_ACTOR};
 use crate::time::EpochSeconds;
 
 /// The identity AWS puts on a stream record of a TTL delete.
@@ -49,6 +51,29 @@ pub async fn on_stock_record(
         return Ok(StockRecordOutcome::Ignored);
     }
     settle_alert(store, publisher, new, now).await.map(StockRecordOutcome::Settled)
+}
+
+/// Stock stream → the audit trail: one entry per change of an item's figures, with who and why
+/// from the item's `last_change`. Returns whether the record made an entry.
+pub async fn on_history_record(
+    store: &impl HistoryStore,
+    record: &EventRecord,
+    retention_seconds: i64,
+) -> Result<bool, InventoryError> {
+    let Some(new) = image::<StockLevel>(&record.change.new_image, "stock")? else {
+        return Ok(false); // items are never deleted by the service; a hand-made delete is not a stock change
+    };
+    let old = image::<StockLevel>(&record.change.old_image, "stock")?;
+    let sequence = record.change.sequence_number.as_deref().unwrap_or_default();
+    let recorded_at = record.change.approximate_creation_date_time.timestamp();
+    let Some(entry) = entry_for_change(old.as_ref(), &new, sequence, recorded_at, retention_seconds) else {
+        return Ok(false);
+    };
+    store.record_entry(&entry).await?;
+    tracing::info!(product_id = %entry.product_id, warehouse_id = %entry.warehouse_id, kind = entry.change.kind,
+                   actor = entry.change.actor, entry_id = entry.entry_id, "history entry recorded");
+    metrics::count(Metric::HistoryEntries, &[("product_id", entry.product_id.as_str()), ("kind", &entry.change.kind)]);
+    Ok(true)
 }
 
 /// Brings the item's alert state in line with its counters: records a crossing and publishes its
@@ -94,6 +119,10 @@ async fn publish(
     store.finish_alert(level, alert).await?;
     tracing::info!(alert_id = %alert.alert_id, alert_type = alert.kind.as_str(), product_id = %alert.product_id,
                    warehouse_id = %alert.warehouse_id, available = alert.available, subject = %alert.subject(), "alert published");
+    metrics::count(
+        Metric::AlertsPublished,
+        &[("alert_type", alert.kind.as_str()), ("product_id", alert.product_id.as_str())],
+    );
     Ok(())
 }
 
@@ -139,9 +168,7 @@ pub async fn on_reservation_record(
         return Ok(ExpiryOutcome::Ignored); // an ended hold reaching its retention: nothing to release
     }
     if store.expire_deleted_hold(&hold, now).await? {
-        tracing::info!(reservation_id = %hold.reservation_id, product_id = %hold.product_id, warehouse_id = %hold.warehouse_id,
-                       quantity = hold.quantity.units(), transition = "EXPIRED", path = "ttl",
-                       lag_seconds = now - hold.expires_at, "hold expired");
+        hold_expired(&hold, "ttl", now);
         Ok(ExpiryOutcome::Released)
     } else {
         Ok(ExpiryOutcome::AlreadyReleased)
@@ -209,6 +236,8 @@ pub async fn backstop(
         }
     }
     tracing::info!(?report, "backstop run finished");
+    // Zero in a healthy system (the stream did it all); reported every run so an alarm sees the zeros.
+    metrics::emit(&[(Metric::BackstopRepairs, (report.statuses_repaired + report.alerts_sent) as f64)], None, &[]);
     Ok(report)
 }
 
@@ -224,10 +253,20 @@ async fn release_lapsed(
     }
     let ended = store.end_hold(&hold, Transition::Expire, BACKSTOP_ACTOR, now).await?;
     if matches!(ended, crate::store::EndOutcome::Ended(_)) {
-        tracing::info!(reservation_id = %id, product_id = %hold.product_id, warehouse_id = %hold.warehouse_id,
-                       quantity = hold.quantity.units(), transition = "EXPIRED", path = "backstop",
-                       lag_seconds = now - hold.expires_at, "hold expired");
+        hold_expired(&hold, "backstop", now);
         return Ok(true);
     }
     Ok(false)
+}
+
+/// The log line and metrics of a lapsed hold back on sale; `path` is "ttl" or "backstop".
+fn hold_expired(hold: &Reservation, path: &str, now: EpochSeconds) {
+    let lag = now - hold.expires_at;
+    tracing::info!(reservation_id = %hold.reservation_id, product_id = %hold.product_id, warehouse_id = %hold.warehouse_id,
+                   quantity = hold.quantity.units(), transition = "EXPIRED", path, lag_seconds = lag, "hold expired");
+    metrics::emit(
+        &[(Metric::Expiries, 1.0), (Metric::ReleaseLagSeconds, lag as f64)],
+        Some(path),
+        &[("product_id", hold.product_id.as_str()), ("reservation_id", &hold.reservation_id.to_string())],
+    );
 }

@@ -8,9 +8,11 @@ use crate::admin::{StockChange, StockUpdate};
 use crate::auth::Caller;
 use crate::domain::{ProductId, StockItemView, StockLevel, StockStatus, WarehouseId};
 use crate::error::InventoryError;
+use crate::history::HistoryPage;
 use crate::holds::{IdempotencyKey, Reservation, ReservationId, ReservationView, ReserveRequest, Transition};
 use crate::limits::MAX_STOCK;
-use crate::store::{AdminOutcome, EndOutcome, HoldStore, PlaceOutcome, StockAdmin, StockReader};
+use crate::metrics::{self, Metric};
+use crate::store::{AdminOutcome, EndOutcome, HistoryStore, HoldStore, PlaceOutcome, StockAdmin, StockReader};
 use crate::time::EpochSeconds;
 
 /// Places a hold. With a warehouse, only there; without, in the warehouse with the most units for
@@ -53,6 +55,10 @@ pub async fn reserve(
             PlaceOutcome::Placed => {
                 tracing::info!(reservation_id = %id, product_id = %product, warehouse_id = %warehouse, quantity,
                                expires_at = hold.expires_at, transition = "PLACED", "hold placed");
+                metrics::count(
+                    Metric::HoldsGranted,
+                    &[("product_id", product.as_str()), ("reservation_id", &id.to_string())],
+                );
                 return Ok((201, hold.view()));
             }
             PlaceOutcome::AlreadyPlaced(existing) => {
@@ -75,6 +81,7 @@ pub async fn reserve(
         }
     }
     let most_available = most_available.max(0);
+    metrics::count(Metric::HoldsRefused, &[("product_id", product.as_str())]);
     Err(InventoryError::InsufficientStock {
         available: most_available,
         message: match &request.warehouse_id {
@@ -106,6 +113,8 @@ pub async fn end_hold(
         EndOutcome::Ended(ended) => {
             tracing::info!(reservation_id = %id, product_id = %product, warehouse_id = %ended.warehouse_id,
                            quantity = ended.quantity.units(), transition = ended.state.as_str(), actor, "hold ended");
+            let metric = if transition == Transition::Commit { Metric::Commits } else { Metric::Releases };
+            metrics::count(metric, &[("product_id", product.as_str()), ("reservation_id", &id.to_string())]);
             Ok((200, ended.view()))
         }
         EndOutcome::NotActive(Some(current)) => match transition.check(&current, now)? {
@@ -215,21 +224,71 @@ pub async fn list_stock(
     Ok((200, StockList { items, next_cursor: after.as_ref().map(encode_cursor) }))
 }
 
+/// A page's position, opaque to clients (base64url of the last key's text).
+fn opaque_cursor(text: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+fn invalid_cursor() -> InventoryError {
+    InventoryError::invalid("cursor", "cursor is not one this API returned")
+}
+
+fn cursor_text(cursor: &str) -> Result<String, InventoryError> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid_cursor())?;
+    String::from_utf8(bytes).map_err(|_| invalid_cursor())
+}
+
 fn encode_cursor((product, warehouse): &(ProductId, WarehouseId)) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{product}\n{warehouse}"))
+    opaque_cursor(&format!("{product}\n{warehouse}"))
 }
 
 fn decode_cursor(cursor: &str) -> Result<(ProductId, WarehouseId), InventoryError> {
-    let invalid = || InventoryError::invalid("cursor", "cursor is not one this API returned");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (product, warehouse) = text.split_once('\n').ok_or_else(invalid)?;
-    Ok((ProductId::parse(product).map_err(|_| invalid())?, WarehouseId::parse(warehouse).map_err(|_| invalid())?))
+    let text = cursor_text(cursor)?;
+    let (product, warehouse) = text.split_once('\n').ok_or_else(invalid_cursor)?;
+    Ok((
+        ProductId::parse(product).map_err(|_| invalid_cursor())?,
+        WarehouseId::parse(warehouse).map_err(|_| invalid_cursor())?,
+    ))
+}
+
+/// `GET /inventory/{productId}/history`: the product's audit entries, newest first. A product
+/// without entries has an empty history (entries outlive neither their retention nor a rename).
+pub async fn product_history(
+    store: &impl HistoryStore,
+    product: &ProductId,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<(u16, HistoryPage), InventoryError> {
+    let before = match cursor {
+        None => None,
+        // An entry id: "<rfc3339>#<digits>", as `history::entry_for_change` makes them.
+        Some(cursor) => Some(cursor_text(cursor).ok().filter(|id| is_entry_id(id)).ok_or_else(invalid_cursor)?),
+    };
+    let (items, last) = store.entries(product, before.as_deref(), limit).await?;
+    Ok((200, HistoryPage { items, next_cursor: last.as_deref().map(opaque_cursor) }))
+}
+
+fn is_entry_id(id: &str) -> bool {
+    id.split_once('#').is_some_and(|(time, sequence)| {
+        time.len() <= 40
+            && time.bytes().all(|b| b.is_ascii_graphic())
+            && !sequence.is_empty()
+            && sequence.len() <= 64
+            && sequence.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_cursors_are_entry_ids() {
+        assert!(is_entry_id("2026-11-26T10:00:00Z#0000000042"));
+        for forged in ["", "#1", "2026#", "2026#12a", "a b#1", "2026-11-26T10:00:00Z"] {
+            assert!(!is_entry_id(forged), "{forged:?}");
+        }
+    }
 
     #[test]
     fn cursor_round_trips_and_refuses_forgeries() {

@@ -23,6 +23,7 @@ use crate::alerts::{Alert, Crossing};
 use crate::config::Config;
 use crate::domain::{ProductId, StockLevel, StockStatus, WarehouseId};
 use crate::error::InventoryError;
+use crate::history::HistoryEntry;
 use crate::holds::{CounterDelta, Quantity, Reservation, ReservationId, ReservationState, Transition};
 use crate::limits::{DEFAULT_THRESHOLD, ENDED_HOLD_RETENTION_SECONDS, MAX_STOCK};
 use crate::time::EpochSeconds;
@@ -192,6 +193,20 @@ pub trait StockAdmin {
         after: Option<&(ProductId, WarehouseId)>,
         limit: usize,
     ) -> impl Future<Output = Result<StockPage, InventoryError>> + Send;
+}
+
+/// The audit trail's table (`HISTORY_TABLE`): entries keyed by product and a time-ordered entry id.
+pub trait HistoryStore {
+    /// Writes the entry; writing the same entry again leaves one entry (stream replays).
+    fn record_entry(&self, entry: &HistoryEntry) -> impl Future<Output = Result<(), InventoryError>> + Send;
+
+    /// Up to `limit` entries of a product, newest first, after the entry id `before` (a page's last).
+    fn entries(
+        &self,
+        product: &ProductId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<HistoryEntry>, Option<String>), InventoryError>> + Send;
 }
 
 /// The SDK config every function uses: bounded time per attempt and per operation, so a slow
@@ -821,5 +836,60 @@ impl AlertPublisher for SnsPublisher {
             .await
             .map_err(InventoryError::from_sdk)?;
         Ok(())
+    }
+}
+
+/// The audit trail in DynamoDB: `product_id` + `entry_id`, TTL on `expires_at` (the retention).
+#[derive(Clone, Debug)]
+pub struct DynamoHistory {
+    client: Client,
+    table: String,
+}
+
+impl DynamoHistory {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+impl HistoryStore for DynamoHistory {
+    async fn record_entry(&self, entry: &HistoryEntry) -> Result<(), InventoryError> {
+        let item = serde_dynamo::to_item(entry)
+            .map_err(|err| InventoryError::internal(format!("serialising a history entry: {err}")))?;
+        // A plain put: the key comes from the stream record, so a replay overwrites the same entry.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(InventoryError::from_sdk)?;
+        Ok(())
+    }
+
+    async fn entries(
+        &self,
+        product: &ProductId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<HistoryEntry>, Option<String>), InventoryError> {
+        let start = before.map(|entry_id| {
+            HashMap::from([(attr::PRODUCT_ID.to_owned(), s(product.as_str())), ("entry_id".to_owned(), s(entry_id))])
+        });
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("product_id = :product")
+            .expression_attribute_values(":product", s(product.as_str()))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(InventoryError::from_sdk)?;
+        let entries = output.items().iter().map(|item| item_of(item, "history")).collect::<Result<Vec<_>, _>>()?;
+        let last = output.last_evaluated_key().and_then(|key| key.get("entry_id")).and_then(|v| v.as_s().ok()).cloned();
+        Ok((entries, last))
     }
 }

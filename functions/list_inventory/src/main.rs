@@ -3,7 +3,6 @@
 use lambda_runtime::Error;
 use shared::api::{self, Request};
 use shared::domain::StockStatus;
-use shared::limits::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use shared::service::{self, StockList};
 use shared::store::StockAdmin;
 use shared::{auth, InventoryError};
@@ -25,11 +24,5 @@ async fn list(store: &impl StockAdmin, request: &Request) -> Result<(u16, StockL
                 .map_err(|_| InventoryError::invalid("status", "status must be IN_STOCK, LOW_STOCK or OUT_OF_STOCK"))
         })
         .transpose()?;
-    let limit = match query.single("limit")? {
-        None => DEFAULT_PAGE_SIZE,
-        Some(raw) => raw.parse().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
-            InventoryError::invalid("limit", format!("limit must be a whole number from 1 to {MAX_PAGE_SIZE}"))
-        })?,
-    };
-    service::list_stock(store, status, query.single("cursor")?, limit).await
+    service::list_stock(store, status, query.single("cursor")?, api::page_limit(&query)?).await
 }

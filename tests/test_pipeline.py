@@ -219,7 +219,8 @@ def test_a_poison_record_ends_in_the_dlq_and_later_records_still_flow(stack, new
     redrive = subprocess.run([sys.executable, str(ROOT / "localstack" / "redrive_stream_failures.py"), "--redrive"],
                              env={**os.environ, "STACK_JSON": str(stack_json)}, capture_output=True, text=True, timeout=120)
     assert redrive.returncode == 1, redrive.stdout + redrive.stderr
-    assert redrive.stdout.count("still failing") == 2 and "2 failed batch(es) in the queue" in redrive.stdout
+    assert redrive.stdout.count("  still failing:") == 2, redrive.stdout
+    assert "2 failed batch(es) in the queue, 2 still failing" in redrive.stdout
     assert len(poison_dead_letter()) == 2
 
 

@@ -11,7 +11,7 @@ CARGO ?= cargo
 NODE_STAMP := frontend/node_modules/.installed-$(shell sha256sum frontend/package-lock.json | cut -c1-12)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help up down token scenarios test lint unit build integration venv frontend chromium screenshots
+.PHONY: help up down token scenarios test lint unit build integration venv frontend chromium screenshots bench bench-smoke
 
 help:
 	@echo "make up     run the whole stack on a local AWS (MiniStack), seeded; writes .local/stack.json"
@@ -19,7 +19,8 @@ help:
 	@echo "make scenarios   run the tester scenarios against the running stack (make up)"
 	@echo "make token ROLE=admin|shopper   print an access token for a demo user of the running stack"
 	@echo "make screenshots   screenshots of both pages from the running stack into docs/screenshots"
-	@echo "make test   lint, unit tests, then integration tests against a stack of their own"
+	@echo "make test   lint, unit tests, integration and browser tests, benchmark smoke run (own stacks)"
+	@echo "make bench  run the benchmarks and rewrite docs/BENCHMARKS.md (a few minutes)"
 
 $(STAMP): localstack/requirements.txt
 	@echo "==> installing the local AWS and test tools into $(VENV)"
@@ -82,4 +83,12 @@ integration: venv build frontend chromium
 	@echo "==> integration, scenario and browser tests: own MiniStack on a free port, own stack, stopped at the end"
 	$(PY) -m pytest tests -p no:cacheprovider
 
-test: lint unit integration
+# Benchmarks: a stack of their own; `bench` rewrites docs/BENCHMARKS.md, the smoke run only checks they work.
+bench: venv build frontend
+	$(PY) bench/run.py
+
+bench-smoke: venv build frontend
+	@echo "==> benchmark smoke run (tiny sizes; figures not kept)"
+	$(PY) bench/run.py --smoke --out .local/bench-smoke.md
+
+test: lint unit integration bench-smoke

@@ -74,6 +74,31 @@ def floor_table(runs: int, invocations: int) -> tuple[str, dict]:
     return "\n".join(lines), {"base_init": base_init, "base_warm": base_warm, "worst": worst}
 
 
+# --- 2. Handler CPU -------------------------------------------------------------------------------------
+
+HANDLER_GROUPS = ["get_inventory", "reserve_inventory", "release_reservation", "update_inventory (admin adjust)"]
+
+
+def handler_cpu_table(smoke: bool) -> str:
+    timing = (["--warm-up-time", "0.1", "--measurement-time", "0.3", "--sample-size", "10"] if smoke
+              else ["--warm-up-time", "2", "--measurement-time", "5", "--sample-size", "50"])
+    subprocess.run(["cargo", "bench", "--locked", "-p", "handler_cpu", "--bench", "handlers", "--", *timing],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+    def median_us(group: str, function: str) -> tuple[float, float, float]:
+        estimate = json.loads((ROOT / "target" / "criterion" / group / function / "new" / "estimates.json").read_text())
+        interval = estimate["median"]["confidence_interval"]
+        return (interval["lower_bound"] / 1000, estimate["median"]["point_estimate"] / 1000, interval["upper_bound"] / 1000)
+
+    lines = ["| handler | our handler µs (95 % CI low / **median** / high) | bare SDK call(s) µs | × bare SDK | ours adds µs |",
+             "|---|---|---|---|---|"]
+    for group in HANDLER_GROUPS:
+        ours, bare = median_us(group, "handler"), median_us(group, "bare SDK")
+        lines.append(f"| `{group}` | {ours[0]:.1f} / **{ours[1]:.1f}** / {ours[2]:.1f} | {bare[1]:.1f} "
+                     f"| {ours[1] / bare[1]:.2f} | {ours[1] - bare[1]:.1f} |")
+    return "\n".join(lines)
+
+
 # --- 3. Hot item -------------------------------------------------------------------------------------
 
 def hot_item_table(stack: Stack, concurrencies: list[int], requests: int, repeats: int) -> tuple[str, list[dict]]:
@@ -196,6 +221,8 @@ def main() -> int:
 
     print("==> 1. Lambda floor", flush=True)
     floor, floor_facts = floor_table(runs, invocations)
+    print("==> 2. handler CPU (criterion)", flush=True)
+    handler_cpu = handler_cpu_table(args.smoke)
     state_dir = Path(tempfile.mkdtemp(prefix="inventory-bench-", dir=ROOT / ".local"))
     try:
         print("==> bringing up a stack for the benchmarks", flush=True)
@@ -219,7 +246,7 @@ def main() -> int:
     assert oversold == 0, f"OVERSOLD by {oversold}: {hot_results}"
     text = (HERE / "BENCHMARKS.template.md").read_text().format(
         machine=machine(), smoke=" (smoke run: tiny sizes, figures meaningless)" if args.smoke else "",
-        floor=floor, hot=hot, pipeline=pipeline, cost=cost, reserve_ms=f"{duration:.1f}", extra_ms=f"{extra:.1f}",
+        floor=floor, handler_cpu=handler_cpu, hot=hot, pipeline=pipeline, cost=cost, reserve_ms=f"{duration:.1f}", extra_ms=f"{extra:.1f}",
         worst_init=floor_facts["worst"]["init"][1], worst_init_ratio=f"{floor_facts['worst']['init'][0]:.1f}",
         worst_warm=floor_facts["worst"]["warm"][1], worst_warm_ratio=f"{floor_facts['worst']['warm'][0]:.2f}",
         runs=runs, invocations=invocations, requests=requests, repeats=repeats, samples=samples)

@@ -270,7 +270,8 @@ pub async fn product_history(
 
 fn is_entry_id(id: &str) -> bool {
     id.split_once('#').is_some_and(|(time, sequence)| {
-        time.len() <= 40
+        !time.is_empty()
+            && time.len() <= 40
             && time.bytes().all(|b| b.is_ascii_graphic())
             && !sequence.is_empty()
             && sequence.len() <= 64

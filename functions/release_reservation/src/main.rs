@@ -2,23 +2,13 @@
 //! the cart and the units go back on sale. The reservation id is the capability; a repeat is harmless.
 
 use lambda_runtime::Error;
-use shared::api::{self, Request};
-use shared::domain::ProductId;
-use shared::holds::{ReservationId, ReservationView, Transition};
-use shared::store::HoldStore;
-use shared::{auth, service, time, InventoryError};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let store = shared::entrypoint::dynamo_store().await?;
-    shared::entrypoint::serve_http(store, |store, request| async move { release(store, &request).await }).await
-}
-
-async fn release(store: &impl HoldStore, request: &Request) -> Result<(u16, ReservationView), InventoryError> {
-    let product = ProductId::parse(api::path_param(request, "productId")?)?;
-    let id = ReservationId::parse(api::path_param(request, "reservationId")?)?;
-    api::query_params(request, &[])?;
-    let actor = auth::Caller::from_request(request).map_or_else(|| auth::ANONYMOUS_ACTOR.to_owned(), |c| c.actor());
-    service::end_hold(store, &product, &id, Transition::Release, &actor, time::now()).await
+    shared::entrypoint::serve_http(store, |store, request| async move {
+        release_reservation::release(store, &request).await
+    })
+    .await
 }

@@ -2,32 +2,14 @@
 //! "Add to cart" holds units for HOLD_SECONDS.
 
 use lambda_runtime::Error;
-use shared::api::{self, Request};
-use shared::domain::ProductId;
-use shared::holds::{IdempotencyKey, ReservationView, ReserveRequest};
-use shared::store::{HoldStore, StockReader};
-use shared::{auth, service, time, InventoryError};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let hold_seconds = shared::config::hold_seconds()?;
     let store = shared::entrypoint::dynamo_store().await?;
-    shared::entrypoint::serve_http(
-        store,
-        move |store, request| async move { reserve(store, &request, hold_seconds).await },
-    )
+    shared::entrypoint::serve_http(store, move |store, request| async move {
+        reserve_inventory::reserve(store, &request, hold_seconds).await
+    })
     .await
-}
-
-async fn reserve(
-    store: &(impl StockReader + HoldStore),
-    request: &Request,
-    hold_seconds: i64,
-) -> Result<(u16, ReservationView), InventoryError> {
-    let product = ProductId::parse(api::path_param(request, "productId")?)?;
-    api::query_params(request, &[])?;
-    let key = api::header(request, "idempotency-key")?.map(IdempotencyKey::parse).transpose()?;
-    let body: ReserveRequest = api::json_body(request)?;
-    service::reserve(store, product, body, key, auth::ANONYMOUS_ACTOR, hold_seconds, time::now()).await
 }

@@ -3,42 +3,14 @@
 //! `{stock_count | adjust_by, threshold_level?, warehouse_id?, reason?, expected_version?}` — admin.
 
 use lambda_runtime::Error;
-use serde::Serialize;
-use shared::admin::PutRequest;
-use shared::api::{self, Request};
-use shared::domain::{ProductId, StockItemView};
-use shared::holds::{ReservationView, Transition};
-use shared::store::{HoldStore, StockAdmin};
-use shared::{auth, service, time, InventoryError};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let store = shared::entrypoint::dynamo_store().await?;
-    shared::entrypoint::serve_http(store, |store, request| async move { update(store, &request).await }).await
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Updated {
-    Checkout(ReservationView),
-    Stock(StockItemView),
-}
-
-async fn update(store: &(impl HoldStore + StockAdmin), request: &Request) -> Result<(u16, Updated), InventoryError> {
-    let product = ProductId::parse(api::path_param(request, "productId")?)?;
-    api::query_params(request, &[])?;
-    let caller = auth::signed_in(request)?;
-    match PutRequest::from_json(api::json_body(request)?)? {
-        PutRequest::Checkout(id) => {
-            let (status, view) =
-                service::end_hold(store, &product, &id, Transition::Commit, &caller.actor(), time::now()).await?;
-            Ok((status, Updated::Checkout(view)))
-        }
-        PutRequest::Admin(update) => {
-            let admin = auth::require_admin(caller)?;
-            let (status, view) = service::update_stock(store, &product, &update, &admin, time::now()).await?;
-            Ok((status, Updated::Stock(view)))
-        }
-    }
+    shared::entrypoint::serve_http(
+        store,
+        |store, request| async move { update_inventory::update(store, &request).await },
+    )
+    .await
 }

@@ -1,0 +1,1 @@
+//! Nothing here: the crate exists for `benches/handlers.rs` (see docs/BENCHMARKS.md, table 2).

@@ -1,0 +1,41 @@
+//! PUT /inventory/{productId}, behind the JWT authorizer:
+//! `{reservation_id}` — checkout: any signed-in user commits the hold (sold, exactly once);
+//! `{stock_count | adjust_by, threshold_level?, warehouse_id?, reason?, expected_version?}` — admin.
+
+use serde::Serialize;
+use shared::admin::PutRequest;
+use shared::api::{self, Request};
+use shared::domain::{ProductId, StockItemView};
+use shared::holds::{ReservationView, Transition};
+use shared::store::{HoldStore, StockAdmin};
+use shared::{auth, service, time, InventoryError};
+
+/// What a PUT answers: the hold after checkout, or the stock item after an admin change.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Updated {
+    Checkout(ReservationView),
+    Stock(StockItemView),
+}
+
+/// The handler: parse, call the use case, map the result (`main` serves it; the benches call it).
+pub async fn update(
+    store: &(impl HoldStore + StockAdmin),
+    request: &Request,
+) -> Result<(u16, Updated), InventoryError> {
+    let product = ProductId::parse(api::path_param(request, "productId")?)?;
+    api::query_params(request, &[])?;
+    let caller = auth::signed_in(request)?;
+    match PutRequest::from_json(api::json_body(request)?)? {
+        PutRequest::Checkout(id) => {
+            let (status, view) =
+                service::end_hold(store, &product, &id, Transition::Commit, &caller.actor(), time::now()).await?;
+            Ok((status, Updated::Checkout(view)))
+        }
+        PutRequest::Admin(update) => {
+            let admin = auth::require_admin(caller)?;
+            let (status, view) = service::update_stock(store, &product, &update, &admin, time::now()).await?;
+            Ok((status, Updated::Stock(view)))
+        }
+    }
+}

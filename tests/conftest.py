@@ -108,3 +108,17 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzzing figures (tests/test_fuzz.py), in every run's output."""
+    fuzz = sys.modules.get("test_fuzz")
+    counts = getattr(fuzz, "FUZZ_COUNTS", None)
+    if counts:
+        by_status: dict[str, int] = {}
+        for outcome, count in counts.items():
+            status = outcome.rsplit(" ", 1)[1]
+            by_status[status] = by_status.get(status, 0) + count
+        terminalreporter.write_sep("-", "schemathesis fuzzing")
+        terminalreporter.write_line(f"{sum(counts.values())} requests; by status: "
+                                    + ", ".join(f"{s}: {n}" for s, n in sorted(by_status.items())))

@@ -132,10 +132,16 @@ async fn publish_pending(
     level: &StockLevel,
 ) -> Result<Option<AlertType>, InventoryError> {
     let Some(pending) = &level.pending_alert else { return Ok(None) };
+    // `level` may be a stream image taken while the alert was in flight: publish only what the item
+    // still has pending now, or an alert already confirmed would go out twice.
+    let current = store.stock_level(&level.product_id, &level.warehouse_id).await?;
+    let Some(current) = current.filter(|item| item.pending_alert.as_ref() == Some(pending)) else {
+        return Ok(None);
+    };
     let alert: Alert = serde_json::from_str(pending)
         .map_err(|err| InventoryError::internal(format!("malformed pending alert: {err}")))?;
     tracing::info!(alert_id = %alert.alert_id, "publishing an alert that was claimed but not confirmed");
-    publish(store, publisher, level, &alert).await?;
+    publish(store, publisher, &current, &alert).await?;
     Ok(Some(alert.kind))
 }
 

@@ -166,15 +166,8 @@ def pipeline_table(stack: Stack, admin_token: str, samples: int) -> tuple[str, d
 
 def reserve_duration_ms(stack: Stack) -> float:
     """The reserve function's own latency (its request log lines), median: what Lambda bills."""
-    logs = stack.client("logs")
-    values = []
-    for group in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]:
-        if "ReserveInventory" not in group["logGroupName"]:
-            continue
-        for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group["logGroupName"]):
-            for event in page["events"]:
-                if '"latency_ms"' in event["message"]:
-                    values.append(json.loads(event["message"])["fields"]["latency_ms"])
+    values = [json.loads(message)["fields"]["latency_ms"]
+              for _, message in stack.function_log_messages("ReserveInventory") if '"latency_ms"' in message]
     return statistics.median(values) if values else float("nan")
 
 

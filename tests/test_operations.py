@@ -117,15 +117,8 @@ def _epoch(rfc3339: str) -> int:
 
 def metric_lines(stack) -> list[dict]:
     """Every embedded-metric-format line in the functions' logs."""
-    logs = stack.client("logs")
-    lines = []
-    for group in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]:
-        for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group["logGroupName"]):
-            for event in page["events"]:
-                message = event["message"].strip()
-                if message.startswith("{") and '"_aws"' in message:
-                    lines.append(json.loads(message))
-    return lines
+    return [json.loads(message) for _, message in stack.function_log_messages()
+            if message.strip().startswith("{") and '"_aws"' in message]
 
 
 def nudge_api_functions(stack, token):

@@ -1,6 +1,6 @@
 // The admin panel: every product and warehouse, set/adjust/threshold with a reason, add items.
 import { ApiError, apiRequest, path } from "./api";
-import { currentSession, type Session, signIn, signOut, SignInError } from "./auth";
+import { currentSession, type Session, signInWithForm, signOut, SignInError } from "./auth";
 import { type Config, loadConfig } from "./config";
 import { ID_PATTERN, MAX_ID_LEN, MAX_REASON_LEN, MAX_STOCK } from "./limits";
 import { explain } from "./messages";
@@ -141,9 +141,7 @@ async function onSignIn(event: SubmitEvent): Promise<void> {
   const button = page.signinForm.querySelector("button")!;
   button.disabled = true;
   try {
-    const session = await signIn(config, byId<HTMLInputElement>("signin-email").value.trim(),
-      byId<HTMLInputElement>("signin-password").value);
-    byId<HTMLInputElement>("signin-password").value = "";
+    const session = await signInWithForm(config);
     show(page.overlay, false);
     if (!page.editor.hidden) say(page.editStatus, "Signed in again. Your change is not saved yet: press Save.", "info");
     await enter(session);

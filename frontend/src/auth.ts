@@ -1,5 +1,6 @@
 // Sign-in through the stack's Cognito user pool (USER_PASSWORD_AUTH), session kept for the tab only.
 import type { Config } from "./config";
+import { byId } from "./ui";
 
 const SESSION_KEY = "inventory.session";
 // A token this close to its expiry is treated as expired: a request must not fail half-way.
@@ -54,6 +55,15 @@ export async function signIn(config: Config, username: string, password: string)
     expiresAt: Number(claims["exp"] ?? 0),
   };
   sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  return session;
+}
+
+/** Signs in with the page's sign-in form (`#signin-email`, `#signin-password`: both pages have
+ *  one); the password field is emptied once it has served. */
+export async function signInWithForm(config: Config): Promise<Session> {
+  const password = byId<HTMLInputElement>("signin-password");
+  const session = await signIn(config, byId<HTMLInputElement>("signin-email").value.trim(), password.value);
+  password.value = "";
   return session;
 }
 

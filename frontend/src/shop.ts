@@ -1,6 +1,6 @@
 // The product page: availability kept current, holds in a cart with a countdown, checkout.
 import { ApiError, apiRequest, path } from "./api";
-import { currentSession, signIn, signOut, SignInError } from "./auth";
+import { currentSession, signInWithForm, signOut, SignInError } from "./auth";
 import { type Config, loadConfig } from "./config";
 import { ID_PATTERN, MAX_HOLD_QUANTITY, MAX_ID_LEN } from "./limits";
 import { explain } from "./messages";
@@ -353,12 +353,9 @@ async function checkout(): Promise<void> {
 async function signInAndCheckout(event: SubmitEvent): Promise<void> {
   event.preventDefault();
   const form = page.signinForm;
-  const email = byId<HTMLInputElement>("signin-email").value.trim();
-  const password = byId<HTMLInputElement>("signin-password").value;
   form.querySelector("button")!.disabled = true;
   try {
-    await signIn(config, email, password);
-    byId<HTMLInputElement>("signin-password").value = "";
+    await signInWithForm(config);
     show(form, false);
     await checkout();
   } catch (error) {

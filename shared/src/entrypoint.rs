@@ -51,9 +51,12 @@ where
     F: Fn(&'static S, EventRecord) -> Fut + Sync + 'static,
     Fut: Future<Output = Result<R, InventoryError>>,
 {
-    // Both live as long as the process, like the SDK clients inside `state`.
+    // These live as long as the process, like the SDK clients inside `state`.
     let state: &'static S = Box::leak(Box::new(state));
     let handle_record: &'static F = Box::leak(Box::new(handle_record));
+    // Names the consumer on its stream-lag metric; read once per cold start, not per batch.
+    let function: &'static str =
+        Box::leak(std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default().into_boxed_str());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| {
         async move {
             let mut failures = Vec::new();
@@ -61,8 +64,7 @@ where
             if let Some(lag) =
                 event.payload.records.iter().map(|r| now - r.change.approximate_creation_date_time.timestamp()).max()
             {
-                let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-                metrics::emit(&[(Metric::StreamLagSeconds, lag.max(0) as f64)], None, &[("function", &function)]);
+                metrics::emit(&[(Metric::StreamLagSeconds, lag.max(0) as f64)], None, &[("function", function)]);
             }
             for record in event.payload.records {
                 let sequence = record.change.sequence_number.clone();

@@ -19,6 +19,8 @@ import inspect
 import json
 import logging
 import os
+import queue
+import select
 import sys
 import threading
 import time
@@ -38,6 +40,8 @@ FINGERPRINTS = {
     "lambda_runtime.ProvidedWorker._build_handler_class": "806d5b8e506093e3c5822e742c2df98e9b7626ac3001c470086a19d17958dbaa",
     "lambda_runtime.Worker._drain_stderr_bounded": "3fd7cc742872e604e4937310429a4021719467dd7d2993734c4331c01e4427ab",
     "lambda_runtime.ProvidedWorker.invoke": "00d96a1a25c6146afbac3d89105a4ae630523b6c5a112e49c3da3783487a8fe3",
+    "lambda_runtime.ProvidedWorker._spawn": "f34380f97fd03e7d3849ed35015f3766d38e8f0e85dc7c029cdf17c00d620e2b",
+    "lambda_runtime.ProvidedWorker._pump_output": "0ee89e67e92686b1bc35bc1fb2874058c97880a2790a4121717db07d7a7f4bf9",
     "dynamodb_streams._get_records": "bb50abe735aab60d4a9bd69b8f637dee97ed9fc8818805659ec1dbe366520bc7",
     "lambda_svc._poll_dynamodb_streams": "2b2460e933a9f3c3fb00d9e15763d11977533af74787eb39ce1f39bbe6e54e8b",
     "lambda_svc._execute_function": "3ceb16d6480a2161601b152da88f1633573e5143f94de16fab84877d447165be",
@@ -128,6 +132,8 @@ def _relied_on():
         "lambda_runtime.ProvidedWorker._build_handler_class": lambda_runtime.ProvidedWorker._build_handler_class,
         "lambda_runtime.Worker._drain_stderr_bounded": lambda_runtime.Worker._drain_stderr_bounded,
         "lambda_runtime.ProvidedWorker.invoke": lambda_runtime.ProvidedWorker.invoke,
+        "lambda_runtime.ProvidedWorker._spawn": lambda_runtime.ProvidedWorker._spawn,
+        "lambda_runtime.ProvidedWorker._pump_output": lambda_runtime.ProvidedWorker._pump_output,
         "lambda_svc._provided_worker_env": _lambda_service()._provided_worker_env,
         "lambda_svc._poll_dynamodb_streams": _lambda_service()._poll_dynamodb_streams,
         "lambda_svc._execute_function": _lambda_service()._execute_function,
@@ -306,20 +312,79 @@ def _install_runtime_api_nodelay():
     lambda_runtime.ProvidedWorker._build_handler_class = build_without_nagle
 
 
-# --- Fix 5: no 50 ms wait for stderr after each invocation -------------------------------------
-# After a response MiniStack waited up to 50 ms for the function's first stderr line before
-# answering; a function that logs to stdout (ours) paid it on every call. AWS returns the response
-# as soon as the runtime posts it; log delivery is asynchronous. Lines still in flight are kept and
-# collected with the next invocation's log.
+# --- Fix 5: an invocation's log is complete, and the response is not held back for it ----------
+# AWS returns the response as soon as the runtime posts it, and every line the function wrote
+# reaches CloudWatch Logs. MiniStack instead waited up to 50 ms after each response for a first
+# line from the thread that reads the function's output, and took what that thread had queued so
+# far: under load a line written just before the response could miss its invocation's log (and
+# come out with the next invocation, or never if there was none). Here the output pipe is read
+# under a lock, by the reader thread and by the drain after each response, so every line the
+# function wrote before posting its response is in that invocation's log, without any wait.
 
-def _install_prompt_response():
+class _FunctionOutput:
+    """The read end of a function's stdout+stderr pipe, split into lines for the log queue."""
+
+    def __init__(self, fd: int, log_queue):
+        self.fd, self.log_queue = fd, log_queue
+        self.lock = threading.Lock()
+        self.partial = b""
+        self.open = True
+        os.set_blocking(fd, False)
+
+    def sweep(self) -> None:
+        """Moves every complete line now in the pipe into the queue."""
+        with self.lock:
+            while self.open:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except BlockingIOError:
+                    return
+                except (OSError, ValueError):
+                    chunk = b""
+                if not chunk:  # end of file: the process is gone
+                    self.open = False
+                    chunk = b"\n" if self.partial else b""
+                *lines, self.partial = (self.partial + chunk).split(b"\n")
+                for line in lines:
+                    self._put(line.decode("utf-8", errors="replace").rstrip("\r"))
+
+    def _put(self, line: str) -> None:
+        # As MiniStack does: a full queue drops its oldest line rather than stall the function.
+        while True:
+            try:
+                self.log_queue.put_nowait(line)
+                return
+            except queue.Full:
+                try:
+                    self.log_queue.get_nowait()
+                except queue.Empty:
+                    pass
+
+
+def _install_complete_prompt_logs():
     _, lambda_runtime, _, _, _ = _modules()
     drain = lambda_runtime.Worker._drain_stderr_bounded
 
-    def drain_what_is_there(self, first_line_wait=0.0, idle_confirm=0.002, hard_cap=0.05):
-        return drain(self, first_line_wait=0.0, idle_confirm=idle_confirm, hard_cap=hard_cap)
+    def pump_output(self, stream, log_queue):
+        output = _FunctionOutput(stream.fileno(), log_queue)
+        self._function_output = output
+        try:
+            while output.open:
+                select.select([output.fd], [], [], 0.1)
+                output.sweep()
+        except (OSError, ValueError):
+            pass
+        finally:
+            stream.close()
 
-    lambda_runtime.ProvidedWorker._drain_stderr_bounded = drain_what_is_there
+    def drain_complete(self, first_line_wait=0.0, idle_confirm=0.0, hard_cap=0.05):
+        output = getattr(self, "_function_output", None)
+        if output is not None:
+            output.sweep()
+        return drain(self, first_line_wait=first_line_wait, idle_confirm=idle_confirm, hard_cap=hard_cap)
+
+    lambda_runtime.ProvidedWorker._pump_output = pump_output
+    lambda_runtime.ProvidedWorker._drain_stderr_bounded = drain_complete
 
 
 # --- Fix 6: a function's LoggingConfig reaches its runtime ----------------------------------------
@@ -524,7 +589,7 @@ def main():
     _install_streams_api_identity_shape()
     _install_template_ttl()
     _install_runtime_api_nodelay()
-    _install_prompt_response()
+    _install_complete_prompt_logs()
     _install_logging_config_env()
     _install_stream_partial_batch_failures()
     _install_http_api_cors_and_throttling()

@@ -368,9 +368,11 @@ def _install_complete_prompt_logs():
     def pump_output(self, stream, log_queue):
         output = _FunctionOutput(stream.fileno(), log_queue)
         self._function_output = output
+        readable = select.poll()  # not select.select: MiniStack's descriptors go past FD_SETSIZE
+        readable.register(output.fd, select.POLLIN)
         try:
             while output.open:
-                select.select([output.fd], [], [], 0.1)
+                readable.poll(100)
                 output.sweep()
         except (OSError, ValueError):
             pass

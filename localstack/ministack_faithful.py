@@ -377,7 +377,9 @@ def _install_complete_prompt_logs():
         except (OSError, ValueError):
             pass
         finally:
-            stream.close()
+            with output.lock:  # a later drain must not read a descriptor number reused elsewhere
+                output.open = False
+                stream.close()
 
     def drain_complete(self, first_line_wait=0.0, idle_confirm=0.0, hard_cap=0.05):
         output = getattr(self, "_function_output", None)

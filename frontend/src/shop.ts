@@ -53,6 +53,9 @@ let fetching = false;
 // One key per "add to cart" intent: a double click or a retry after a lost answer sends the same
 // key, so the API returns the same hold instead of placing a second one.
 let intentKey: string | null = null;
+// The API can answer before a double click's second click lands, so the key outlives a success
+// by this long; a click after it is a new intent (another hold).
+const SAME_INTENT_MS = 1000;
 
 const page = {
   select: byId<HTMLSelectElement>("product-select"),
@@ -209,7 +212,9 @@ async function addToCart(): Promise<void> {
       });
       saveCart();
     }
-    intentKey = null;
+    setTimeout(() => {
+      if (intentKey === key) intentKey = null;
+    }, SAME_INTENT_MS);
     say(page.addStatus, `Added ${hold.quantity} to your cart. We hold them for you until the timer runs out.`, "ok");
     renderCart();
   } catch (error) {

@@ -133,17 +133,21 @@ class Stack:
         item = self.stock_item(product, warehouse)
         return item["status"]["S"] if "status" in item and "pending_alert" not in item else None
 
-    def function_log_messages(self, name_contains: str = "") -> list[tuple[str, str]]:
-        """(log group, message) of every line the stack's functions logged, optionally only of the
+    def function_log_events(self, name_contains: str = "") -> list[tuple[str, dict]]:
+        """(log group, event) of every line the stack's functions logged, optionally only of the
         functions whose log group name contains `name_contains`."""
         logs = self.client("logs")
-        messages = []
+        events = []
         for group in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]:
             name = group["logGroupName"]
             if name_contains in name:
                 for page in logs.get_paginator("filter_log_events").paginate(logGroupName=name):
-                    messages += [(name, event["message"]) for event in page["events"]]
-        return messages
+                    events += [(name, event) for event in page["events"]]
+        return events
+
+    def function_log_messages(self, name_contains: str = "") -> list[tuple[str, str]]:
+        """(log group, message) of every line the stack's functions logged (see function_log_events)."""
+        return [(group, event["message"]) for group, event in self.function_log_events(name_contains)]
 
     def stream_records(self, table_key: str, product_or_id: str) -> list[dict]:
         """The table's stream records for one key, reshaped as Lambda delivers them."""

@@ -112,12 +112,9 @@ def test_every_line_an_invocation_writes_is_in_its_own_log(stack):
     function = stack.description["functions"]["check_thresholds"]
 
     def invocation_logs() -> dict[str, list[str]]:
-        logs, streams = stack.client("logs"), {}
-        group = f"/aws/lambda/{function}"
-        if logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:  # made by the first invocation
-            for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
-                for event in page["events"]:
-                    streams.setdefault(event["logStreamName"], []).append(event["message"])
+        streams: dict[str, list[str]] = {}
+        for _, event in stack.function_log_events(function):
+            streams.setdefault(event["logStreamName"], []).append(event["message"])
         return streams
 
     before = set(invocation_logs())

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use crate::domain::WarehouseId;
 use crate::error::InventoryError;
 use crate::holds::ReservationId;
-use crate::limits::{DEFAULT_WAREHOUSE, MAX_REASON_LEN, MAX_STOCK};
+use crate::limits::{DEFAULT_WAREHOUSE, MAX_JSON_INTEGER, MAX_REASON_LEN, MAX_STOCK};
 
 /// `PUT /inventory/{productId}` carries either a checkout or an admin change; the fields decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl AdminBody {
             ));
         }
         if let Some(version) = self.expected_version {
-            if version < 0 {
+            if !(0..=MAX_JSON_INTEGER).contains(&version) {
                 return Err(InventoryError::invalid(
                     "expected_version",
                     "expected_version must be a version returned by GET, or 0 for an item that must not exist yet",
@@ -204,6 +204,7 @@ mod tests {
             json!({"adjust_by": -MAX_STOCK - 1}),
             json!({"threshold_level": -1}),
             json!({"stock_count": 1, "expected_version": -1}),
+            json!({"stock_count": 1, "expected_version": MAX_JSON_INTEGER + 1}),
             json!({"stock_count": 1, "reason": "x".repeat(MAX_REASON_LEN + 1)}),
             json!({"stock_count": 1, "reason": "line\nbreak"}),
             json!({"stock_count": 1, "colour": "red"}),

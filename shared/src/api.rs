@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::error::{InventoryError, RETRY_AFTER_SECONDS};
-use crate::limits::{DEFAULT_PAGE_SIZE, MAX_BODY_BYTES, MAX_PAGE_SIZE};
+use crate::limits::{DEFAULT_PAGE_SIZE, MAX_BODY_BYTES, MAX_JSON_INTEGER, MAX_PAGE_SIZE};
 
 pub type Request = ApiGatewayV2httpRequest;
 pub type Response = ApiGatewayV2httpResponse;
@@ -71,7 +71,9 @@ pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, InventoryE
             return Err(InventoryError::invalid("body", format!("{name}: must not be null (leave the field out)")));
         }
         // JSON has one kind of number: 5.0 is the integer 5 (as JSON Schema's "integer" says).
-        if let Some(whole) = value.as_f64().filter(|f| value.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15) {
+        if let Some(whole) =
+            value.as_f64().filter(|f| value.is_f64() && f.fract() == 0.0 && f.abs() <= MAX_JSON_INTEGER as f64)
+        {
             *value = (whole as i64).into();
         }
     }
@@ -246,6 +248,18 @@ mod tests {
         assert_eq!(json_body::<Sample>(&with_body(r#"{"quantity": 2.0}"#)).unwrap().quantity, 2);
         let err = json_body::<Sample>(&with_body(r#"{"quantity": 2.5}"#)).unwrap_err();
         assert!(err.to_string().starts_with("quantity: invalid type: floating point"), "{err}");
+
+        #[derive(Debug, serde::Deserialize)]
+        struct Version {
+            version: i64,
+        }
+        // Found by the fuzzer: without exact float parsing this read as 3617223892746441.5 (400).
+        let parsed = json_body::<Version>(&with_body(r#"{"version": 3617223892746442.0}"#)).unwrap();
+        assert_eq!(parsed.version, 3_617_223_892_746_442);
+        let largest = json_body::<Version>(&with_body(r#"{"version": 9007199254740991.0}"#)).unwrap();
+        assert_eq!(largest.version, MAX_JSON_INTEGER);
+        let err = json_body::<Version>(&with_body(r#"{"version": 9007199254740992.0}"#)).unwrap_err();
+        assert!(err.to_string().starts_with("version: invalid type: floating point"), "{err}");
     }
 
     #[test]

@@ -96,15 +96,23 @@ class Stack:
         return [{"reservation_id": i["reservation_id"]["S"], "warehouse_id": i["warehouse_id"]["S"],
                  "quantity": int(i["quantity"]["N"]), "state": i["state"]["S"]} for i in items]
 
-    def assert_reconciled(self, product: str) -> dict:
-        """Invariant 2: per warehouse, reserved = Σ ACTIVE holds and available = stock − reserved."""
-        levels = self.levels(product)
-        holds = self.reservations(product)
-        for warehouse, (stock, reserved, available) in levels.items():
-            active = sum(h["quantity"] for h in holds if h["warehouse_id"] == warehouse and h["state"] == "ACTIVE")
-            assert reserved == active, f"{product}/{warehouse}: reserved {reserved} but active holds {active}"
-            assert available == stock - reserved, f"{product}/{warehouse}: {available} != {stock} - {reserved}"
-        return levels
+    def assert_reconciled(self, product: str, settle: float = 0) -> dict:
+        """Invariant 2: per warehouse, reserved = Σ ACTIVE holds and available = stock − reserved.
+        With `settle`, while holds may be lapsing (the item counts a hold from its TTL delete until
+        the expiry path releases it), the invariant must hold again within that many seconds."""
+        deadline = time.monotonic() + settle
+        while True:
+            levels, holds, problems = self.levels(product), self.reservations(product), []
+            for warehouse, (stock, reserved, available) in levels.items():
+                active = sum(h["quantity"] for h in holds if h["warehouse_id"] == warehouse and h["state"] == "ACTIVE")
+                if reserved != active:
+                    problems.append(f"{product}/{warehouse}: reserved {reserved} but active holds {active}")
+                if available != stock - reserved:
+                    problems.append(f"{product}/{warehouse}: {available} != {stock} - {reserved}")
+            if not problems or time.monotonic() >= deadline:
+                assert not problems, "; ".join(problems)
+                return levels
+            time.sleep(0.2)
 
     def put_stock_item(self, product_id: str, warehouse_id: str, stock: int, threshold: int, reserved: int = 0):
         """Writes a stock item directly, for a test's own product (the admin API comes later)."""

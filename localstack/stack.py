@@ -249,6 +249,7 @@ def seed(dynamodb, table: str) -> list[dict]:
                 "available_count": {"N": str(warehouse["stock_count"])},
                 "threshold_level": {"N": str(warehouse["threshold_level"])},
                 "version": {"N": "1"},
+                "sequence": {"N": "1"},
                 "last_updated": {"S": now},
                 "last_change": {"M": {"kind": {"S": "set"}, "actor": {"S": "system:seed"}}},
             }
@@ -332,6 +333,7 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "admin_url": f"{origin}/admin.html",
         "stock_table": outputs["StockTableName"],
         "reservations_table": outputs["ReservationsTableName"],
+        "requests_table": outputs["RequestsTableName"],
         "stock_stream_arn": outputs["StockStreamArn"],
         "reservations_stream_arn": outputs["ReservationsStreamArn"],
         "user_pool_id": outputs["UserPoolId"],

@@ -86,6 +86,14 @@ impl StockUpdate {
     pub fn kind(&self) -> &'static str {
         self.change.map_or("threshold", StockChange::kind)
     }
+
+    /// What a retry with the same Idempotency-Key must repeat exactly.
+    pub fn fingerprint(&self) -> String {
+        format!(
+            "warehouse={};change={:?};threshold={:?};reason={:?};expected_version={:?}",
+            self.warehouse_id, self.change, self.threshold_level, self.reason, self.expected_version
+        )
+    }
 }
 
 impl AdminBody {

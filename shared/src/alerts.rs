@@ -183,9 +183,12 @@ mod tests {
             threshold_level: 5,
             status: None,
             version: 1,
+            sequence: 0,
             last_updated: String::new(),
             pending_alert: None,
             last_change: None,
+            reconcile_look: None,
+            reconciled_through: None,
         };
         let low = Alert::new("a1".into(), A::LowStock, &level, 0);
         assert_eq!(low.subject(), "Low stock: SKU-42 at main - 3 left (threshold 5)");

@@ -9,6 +9,8 @@ pub struct Config {
     pub stock_table: String,
     /// `inventory-reservations`: one item per hold.
     pub reservations_table: String,
+    /// `inventory-requests`: idempotency records of holds and admin writes (TTL: a day or two).
+    pub requests_table: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -68,7 +70,11 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, MissingSetting> {
         let required =
             |name: &'static str| lookup(name).filter(|value| !value.trim().is_empty()).ok_or(MissingSetting(name));
-        Ok(Self { stock_table: required("STOCK_TABLE")?, reservations_table: required("RESERVATIONS_TABLE")? })
+        Ok(Self {
+            stock_table: required("STOCK_TABLE")?,
+            reservations_table: required("RESERVATIONS_TABLE")?,
+            requests_table: required("REQUESTS_TABLE")?,
+        })
     }
 }
 
@@ -77,10 +83,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_both_tables() {
+    fn reads_the_tables() {
         let config = Config::from_lookup(|name| Some(format!("{name}-value"))).unwrap();
         assert_eq!(config.stock_table, "STOCK_TABLE-value");
         assert_eq!(config.reservations_table, "RESERVATIONS_TABLE-value");
+        assert_eq!(config.requests_table, "REQUESTS_TABLE-value");
     }
 
     #[test]

@@ -103,8 +103,15 @@ pub struct StockLevel {
     /// The status the stream consumer last recorded (alert state); never shown as the truth.
     #[serde(default)]
     pub status: Option<StockStatus>,
+    /// The shelf's version: changes with every change of `stock_count` or the threshold (admin
+    /// writes and checkouts), not with holds, so an admin's compare-and-set from a view is refused
+    /// after a sale, but not because carts came and went.
     #[serde(default)]
     pub version: i64,
+    /// Grows by one with every write of the figures (holds included): tells whether an item
+    /// changed between two reads, e.g. the reconciler's two looks.
+    #[serde(default)]
+    pub sequence: i64,
     #[serde(default)]
     pub last_updated: String,
     /// An alert claimed by a status change but not yet confirmed published (JSON of `alerts::Alert`).
@@ -113,6 +120,13 @@ pub struct StockLevel {
     /// Who made the last change of the figures, and why: the audit trail reads it from the stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change: Option<crate::history::LastChange>,
+    /// The reconciler's first look at counters that disagreed with the item's holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile_look: Option<crate::reconcile::CounterLook>,
+    /// Holds deleted by TTL up to this time (epoch seconds) are accounted for by the last repair:
+    /// their late stream records must not return their units again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_through: Option<crate::time::EpochSeconds>,
 }
 
 /// The figures a shopper or admin sees for a product, or for one of its warehouses.
@@ -216,9 +230,12 @@ mod tests {
             threshold_level: threshold,
             status: None,
             version: 3,
+            sequence: 0,
             last_updated: updated.into(),
             pending_alert: None,
             last_change: None,
+            reconcile_look: None,
+            reconciled_through: None,
         }
     }
 

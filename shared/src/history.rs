@@ -109,9 +109,12 @@ mod tests {
             threshold_level: threshold,
             status: None,
             version: 1,
+            sequence: 0,
             last_updated: "2026-11-26T10:00:00Z".into(),
             pending_alert: None,
             last_change: change,
+            reconcile_look: None,
+            reconciled_through: None,
         }
     }
 

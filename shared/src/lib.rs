@@ -2,6 +2,8 @@
 //!
 //! - [`domain`], [`holds`], [`admin`]: identifiers, stock levels, status, holds and their
 //!   transitions, admin changes — pure rules, no I/O.
+//! - [`requests`]: idempotency records, so a retried write is answered, never applied twice.
+//! - [`reconcile`]: when counters that disagree with their holds are drift to repair.
 //! - [`history`]: the audit trail's entries, derived from stock-table stream records.
 //! - [`metrics`]: CloudWatch embedded-metric-format lines for the operations dashboard and alarms.
 //! - [`auth`]: the caller, from claims API Gateway has verified.
@@ -24,6 +26,8 @@ pub mod holds;
 pub mod limits;
 pub mod metrics;
 pub mod pipeline;
+pub mod reconcile;
+pub mod requests;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -26,6 +26,8 @@ pub enum Metric {
     /// Seconds from a stream record's creation to its processing.
     StreamLagSeconds,
     HistoryEntries,
+    /// Items whose counters the reconciler set from their holds: they had drifted.
+    CounterRepairs,
 }
 
 impl Metric {
@@ -41,6 +43,7 @@ impl Metric {
             Self::BackstopRepairs => "BackstopRepairs",
             Self::StreamLagSeconds => "StreamLagSeconds",
             Self::HistoryEntries => "HistoryEntries",
+            Self::CounterRepairs => "CounterRepairs",
         }
     }
 

@@ -2,7 +2,11 @@
 //! conditional, so duplicate deliveries, retries and a backstop racing the consumers change nothing
 //! twice.
 
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
 use aws_lambda_events::dynamodb::EventRecord;
+use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -10,9 +14,13 @@ use crate::alerts::{crossing, Alert, AlertType};
 use crate::domain::StockLevel;
 use crate::error::InventoryError;
 use crate::history::entry_for_change;
-use crate::holds::{Reservation, ReservationState, Transition};
+use crate::holds::{Reservation, ReservationId, ReservationState, Transition};
 use crate::metrics::{self, Metric};
-use crate::store::{AlertPublisher, AlertStore, ExpiryStore, HistoryStore, HoldStore, StockAdmin, BACKSTOP_ACTOR};
+use crate::reconcile::{self, Verdict};
+use crate::store::{
+    AlertPublisher, AlertStore, DeletedHoldOutcome, EndOutcome, ExpiryStore, HistoryStore, HoldStore, ReconcileStore,
+    StockAdmin, BACKSTOP_ACTOR,
+};
 use crate::time::EpochSeconds;
 
 /// The identity AWS puts on a stream record of a TTL delete.
@@ -153,6 +161,8 @@ pub enum ExpiryOutcome {
     Released,
     /// Released before (a repeated delivery, or the backstop got there first).
     AlreadyReleased,
+    /// The reconciler had counted it already (a record that came back late, e.g. redriven).
+    AccountedByReconciler,
 }
 
 /// Reservations stream: a hold that DynamoDB TTL deleted while ACTIVE goes back on sale, once.
@@ -173,11 +183,19 @@ pub async fn on_reservation_record(
     if hold.state != ReservationState::Active {
         return Ok(ExpiryOutcome::Ignored); // an ended hold reaching its retention: nothing to release
     }
-    if store.expire_deleted_hold(&hold, now).await? {
-        hold_expired(&hold, "ttl", now);
-        Ok(ExpiryOutcome::Released)
-    } else {
-        Ok(ExpiryOutcome::AlreadyReleased)
+    let deleted_at = record.change.approximate_creation_date_time.timestamp();
+    match store.expire_deleted_hold(&hold, deleted_at, now).await? {
+        DeletedHoldOutcome::Released => {
+            hold_expired(&hold, "ttl", now);
+            Ok(ExpiryOutcome::Released)
+        }
+        DeletedHoldOutcome::AlreadyReleased => Ok(ExpiryOutcome::AlreadyReleased),
+        DeletedHoldOutcome::AccountedByReconciler => {
+            tracing::warn!(reservation_id = %hold.reservation_id, product_id = %hold.product_id,
+                           warehouse_id = %hold.warehouse_id, deleted_at, transition = "EXPIRED",
+                           "a lapsed hold's late record: the reconciler had returned its units already");
+            Ok(ExpiryOutcome::AccountedByReconciler)
+        }
     }
 }
 
@@ -185,55 +203,51 @@ pub async fn on_reservation_record(
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BackstopReport {
     pub holds_released: usize,
+    /// Lapsed holds left for the next run (this run's limit or time budget was reached).
+    pub holds_deferred: usize,
     pub statuses_repaired: usize,
     pub alerts_sent: usize,
     pub items_checked: usize,
+    /// Items whose counters disagreed with their holds at a first look (judged again next run).
+    pub counters_watched: usize,
+    /// Items whose counters the reconciler set from their holds (the same disagreement, twice).
+    pub counters_repaired: usize,
     /// Holds or items it could not handle (logged with the reason); the next run tries again.
     pub failures: usize,
 }
 
-/// Holds released per run at most; the next run takes the rest.
-const SWEEP_LIMIT: usize = 1_000;
+/// Holds released per run at most, and the time a run spends releasing; the next run takes the rest.
+const SWEEP_LIMIT: usize = 20_000;
+const SWEEP_BUDGET: Duration = Duration::from_secs(30);
+/// Store calls a backstop run keeps in flight at once.
+const CONCURRENCY: usize = 16;
 
 /// The scheduled backstop: releases holds past expiry that TTL has not deleted yet (TTL may take
-/// days on AWS), then repairs alert states that disagree with the counters and sends what was
-/// missed or claimed but not published. Safe to run twice at once. One hold or item it cannot
-/// handle is logged and counted, never allowed to stop the rest.
+/// days on AWS), then, item by item, repairs alert states that disagree with the counters, sends
+/// what was missed or claimed but not published, and reconciles counters with the holds on record.
+/// Safe to run twice at once. One hold or item it cannot handle is logged and counted, never
+/// allowed to stop the rest.
 pub async fn backstop(
-    store: &(impl HoldStore + ExpiryStore + StockAdmin + AlertStore),
+    store: &(impl HoldStore + ExpiryStore + StockAdmin + AlertStore + ReconcileStore),
     publisher: &impl AlertPublisher,
     now: EpochSeconds,
 ) -> Result<BackstopReport, InventoryError> {
     let mut report = BackstopReport::default();
-    for id in store.lapsed_holds(now, SWEEP_LIMIT).await? {
-        match release_lapsed(store, &id, now).await {
-            Ok(released) => report.holds_released += usize::from(released),
-            Err(err) => {
-                tracing::error!(reservation_id = %id, error = %err, detail = ?err, "backstop could not release a hold");
-                report.failures += 1;
-            }
-        }
-    }
+    release_lapsed_holds(store, now, &mut report).await?;
     let mut after = None;
     loop {
         let page = store.scan_stock(after.as_ref(), 100).await?;
-        for level in page.items {
+        let checks = stream::iter(page.items).map(|level| check_item(store, publisher, level, now));
+        for check in checks.buffer_unordered(CONCURRENCY).collect::<Vec<_>>().await {
             report.items_checked += 1;
-            let (product, warehouse, recorded) = (level.product_id.clone(), level.warehouse_id.clone(), level.status);
-            let repairs = crossing(level.status, level.available_count, level.threshold_level).is_some();
-            match settle_alert(store, publisher, level, now).await {
-                Ok(sent) => report.alerts_sent += usize::from(sent.is_some()),
-                Err(err) => {
-                    tracing::error!(product_id = %product, warehouse_id = %warehouse, error = %err, detail = ?err,
-                                    "backstop could not settle an alert state");
-                    report.failures += 1;
-                    continue;
+            match check {
+                Ok(checked) => {
+                    report.statuses_repaired += usize::from(checked.status_repaired);
+                    report.alerts_sent += usize::from(checked.alert_sent);
+                    report.counters_watched += usize::from(checked.counters == Some(CounterCheck::Watched));
+                    report.counters_repaired += usize::from(checked.counters == Some(CounterCheck::Repaired));
                 }
-            }
-            if repairs {
-                tracing::warn!(product_id = %product, warehouse_id = %warehouse, recorded = ?recorded,
-                               "backstop repaired an alert state the stream had not");
-                report.statuses_repaired += 1;
+                Err(()) => report.failures += 1,
             }
         }
         after = page.last_key;
@@ -247,22 +261,134 @@ pub async fn backstop(
     Ok(report)
 }
 
-/// Releases one hold found in the sweep index if it is still ACTIVE and past expiry.
-async fn release_lapsed(
+/// Releases the lapsed holds from the sweep index. The holds are read concurrently; each item's
+/// holds are released one after another (at once they would only collide on the item, which
+/// DynamoDB answers with TransactionConflict), different items concurrently.
+async fn release_lapsed_holds(
     store: &(impl HoldStore + ExpiryStore),
-    id: &crate::holds::ReservationId,
     now: EpochSeconds,
-) -> Result<bool, InventoryError> {
-    let Some(hold) = store.reservation(id).await? else { return Ok(false) };
-    if hold.state != ReservationState::Active || !hold.is_past_expiry(now) {
-        return Ok(false);
+    report: &mut BackstopReport,
+) -> Result<(), InventoryError> {
+    let started = Instant::now();
+    let lapsed = store.lapsed_holds(now, SWEEP_LIMIT).await?;
+    let read = stream::iter(lapsed).map(|id| async move { (store.reservation(&id).await, id) });
+    let mut by_item: BTreeMap<_, Vec<Reservation>> = BTreeMap::new();
+    for (found, id) in read.buffer_unordered(CONCURRENCY).collect::<Vec<_>>().await {
+        match found {
+            // Still ACTIVE and past expiry: the index is eventually consistent and may lag behind.
+            Ok(Some(hold)) if hold.state == ReservationState::Active && hold.is_past_expiry(now) => {
+                by_item.entry((hold.product_id.clone(), hold.warehouse_id.clone())).or_default().push(hold);
+            }
+            Ok(_) => {}
+            Err(err) => backstop_failed_on(&id, &err, report),
+        }
     }
-    let ended = store.end_hold(&hold, Transition::Expire, BACKSTOP_ACTOR, now).await?;
-    if matches!(ended, crate::store::EndOutcome::Ended(_)) {
-        hold_expired(&hold, "backstop", now);
-        return Ok(true);
+    let releases = stream::iter(by_item.into_values()).map(|holds| async move {
+        let mut outcomes = Vec::with_capacity(holds.len());
+        for hold in holds {
+            if started.elapsed() > SWEEP_BUDGET {
+                outcomes.push((hold.reservation_id, Ok(None)));
+                continue;
+            }
+            let ended = store.end_hold(&hold, Transition::Expire, BACKSTOP_ACTOR, now).await;
+            if matches!(ended, Ok(EndOutcome::Ended(_))) {
+                hold_expired(&hold, "backstop", now);
+            }
+            outcomes.push((hold.reservation_id, ended.map(|ended| Some(matches!(ended, EndOutcome::Ended(_))))));
+        }
+        outcomes
+    });
+    for (id, outcome) in releases.buffer_unordered(CONCURRENCY).collect::<Vec<_>>().await.into_iter().flatten() {
+        match outcome {
+            Ok(Some(released)) => report.holds_released += usize::from(released),
+            Ok(None) => report.holds_deferred += 1,
+            Err(err) => backstop_failed_on(&id, &err, report),
+        }
     }
-    Ok(false)
+    Ok(())
+}
+
+fn backstop_failed_on(id: &ReservationId, err: &InventoryError, report: &mut BackstopReport) {
+    tracing::error!(reservation_id = %id, error = %err, detail = ?err, "backstop could not release a hold");
+    report.failures += 1;
+}
+
+/// What the reconciler did to one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CounterCheck {
+    Watched,
+    Repaired,
+}
+
+struct ItemChecked {
+    status_repaired: bool,
+    alert_sent: bool,
+    counters: Option<CounterCheck>,
+}
+
+/// One item: its alert state, then its counters against its holds. Failures are logged here.
+async fn check_item(
+    store: &(impl AlertStore + ReconcileStore),
+    publisher: &impl AlertPublisher,
+    level: StockLevel,
+    now: EpochSeconds,
+) -> Result<ItemChecked, ()> {
+    let (product, warehouse, recorded) = (level.product_id.clone(), level.warehouse_id.clone(), level.status);
+    let status_repaired = crossing(level.status, level.available_count, level.threshold_level).is_some();
+    let alert_sent = match settle_alert(store, publisher, level.clone(), now).await {
+        Ok(sent) => sent.is_some(),
+        Err(err) => {
+            tracing::error!(product_id = %product, warehouse_id = %warehouse, error = %err, detail = ?err,
+                            "backstop could not settle an alert state");
+            return Err(());
+        }
+    };
+    if status_repaired {
+        tracing::warn!(product_id = %product, warehouse_id = %warehouse, recorded = ?recorded,
+                       "backstop repaired an alert state the stream had not");
+    }
+    let counters = reconcile_item(store, level, now).await.map_err(|err| {
+        tracing::error!(product_id = %product, warehouse_id = %warehouse, error = %err, detail = ?err,
+                        "reconciler could not check an item");
+    })?;
+    Ok(ItemChecked { status_repaired, alert_sent, counters })
+}
+
+/// Compares the item's counters with its ACTIVE holds and repairs a disagreement that two looks
+/// agree on (see `reconcile`).
+async fn reconcile_item(
+    store: &impl ReconcileStore,
+    level: StockLevel,
+    now: EpochSeconds,
+) -> Result<Option<CounterCheck>, InventoryError> {
+    let active_units = store.active_units(&level.product_id, &level.warehouse_id).await?;
+    match reconcile::judge(&level, active_units, now) {
+        Verdict::Consistent { drop_look: false } | Verdict::Wait => Ok(None),
+        Verdict::Consistent { drop_look: true } => {
+            store.keep_look(&level, None).await?;
+            Ok(None)
+        }
+        Verdict::FirstLook(look) => {
+            tracing::info!(product_id = %level.product_id, warehouse_id = %level.warehouse_id,
+                           reserved_count = level.reserved_count, available_count = level.available_count,
+                           active_units, "counters disagree with the holds on record; looking again next run");
+            Ok(store.keep_look(&level, Some(look)).await?.then_some(CounterCheck::Watched))
+        }
+        Verdict::Repair { look, active_units } => {
+            let Some(repaired) = store.repair_counters(&level, look, active_units, now).await? else {
+                return Ok(None); // it changed meanwhile: in flight, not drift
+            };
+            tracing::warn!(product_id = %level.product_id, warehouse_id = %level.warehouse_id,
+                           before_reserved = level.reserved_count, before_available = level.available_count,
+                           after_reserved = repaired.reserved_count, after_available = repaired.available_count,
+                           transition = "RECONCILED", "reconciler repaired counters that drifted from the holds");
+            metrics::count(
+                Metric::CounterRepairs,
+                &[("product_id", level.product_id.as_str()), ("warehouse_id", level.warehouse_id.as_str())],
+            );
+            Ok(Some(CounterCheck::Repaired))
+        }
+    }
 }
 
 /// The log line and metrics of a lapsed hold back on sale; `path` is "ttl" or "backstop".

@@ -9,16 +9,20 @@ use crate::auth::Caller;
 use crate::domain::{ProductId, StockItemView, StockLevel, StockStatus, WarehouseId};
 use crate::error::InventoryError;
 use crate::history::HistoryPage;
-use crate::holds::{IdempotencyKey, Reservation, ReservationId, ReservationView, ReserveRequest, Transition};
+use crate::holds::{
+    IdempotencyKey, Reservation, ReservationId, ReservationState, ReservationView, ReserveRequest, Transition,
+};
 use crate::limits::MAX_STOCK;
 use crate::metrics::{self, Metric};
+use crate::requests::RequestRecord;
 use crate::store::{AdminOutcome, EndOutcome, HistoryStore, HoldStore, PlaceOutcome, StockAdmin, StockReader};
 use crate::time::EpochSeconds;
 
 /// Places a hold. With a warehouse, only there; without, in the warehouse with the most units for
 /// sale that can cover the whole quantity (a hold is never split), falling back to the next if a
 /// concurrent hold took the units first. With an Idempotency-Key, a retry answers 200 with the hold
-/// it placed; the same key with a different body is 422.
+/// it placed, in the state it is in now (never a second hold, also after the first one lapsed); the
+/// same key with a different body is 422.
 pub async fn reserve(
     store: &(impl StockReader + HoldStore),
     product: ProductId,
@@ -28,10 +32,7 @@ pub async fn reserve(
     hold_seconds: i64,
     now: EpochSeconds,
 ) -> Result<(u16, ReservationView), InventoryError> {
-    let id = match &key {
-        Some(key) => ReservationId::for_idempotency_key(&product, key),
-        None => ReservationId::random(),
-    };
+    let id = ReservationId::random();
     let quantity = request.quantity.units();
     let candidates: Vec<WarehouseId> = match &request.warehouse_id {
         // Named warehouse: no read first; the transaction's condition is the check.
@@ -51,7 +52,8 @@ pub async fn reserve(
     let mut most_available = 0;
     for warehouse in candidates {
         let hold = Reservation::new(id.clone(), product.clone(), warehouse.clone(), &request, now, hold_seconds);
-        match store.place_hold(&hold, actor).await? {
+        let recorded = key.as_ref().map(|key| RequestRecord::for_hold(key, &hold, now));
+        match store.place_hold(&hold, recorded.as_ref(), actor).await? {
             PlaceOutcome::Placed => {
                 tracing::info!(reservation_id = %id, product_id = %product, warehouse_id = %warehouse, quantity,
                                expires_at = hold.expires_at, transition = "PLACED", "hold placed");
@@ -61,15 +63,8 @@ pub async fn reserve(
                 );
                 return Ok((201, hold.view()));
             }
-            PlaceOutcome::AlreadyPlaced(existing) => {
-                if existing.product_id == product && existing.request_fingerprint == request.fingerprint() {
-                    tracing::info!(reservation_id = %id, "idempotent retry answered with the existing hold");
-                    return Ok((200, existing.view()));
-                }
-                return Err(InventoryError::IdempotencyKeyReused {
-                    message: "this Idempotency-Key was used for a different request; use a new key for a new hold"
-                        .into(),
-                });
+            PlaceOutcome::AlreadyRequested(earlier) => {
+                return earlier_hold(store, earlier, &request, now).await.map(|view| (200, view));
             }
             PlaceOutcome::Insufficient { available } => most_available = most_available.max(available),
             PlaceOutcome::NoStockItem if request.warehouse_id.is_some() => {
@@ -93,6 +88,29 @@ pub async fn reserve(
             }
         },
     })
+}
+
+/// The hold an earlier request with the same Idempotency-Key placed, as it is now.
+async fn earlier_hold(
+    store: &impl HoldStore,
+    earlier: RequestRecord,
+    request: &ReserveRequest,
+    now: EpochSeconds,
+) -> Result<ReservationView, InventoryError> {
+    let placed = earlier.hold.filter(|_| earlier.fingerprint == request.fingerprint()).ok_or_else(|| {
+        InventoryError::IdempotencyKeyReused {
+            message: "this Idempotency-Key was used for a different request; use a new key for a new hold".into(),
+        }
+    })?;
+    // TTL deletes a lapsed hold's record (its units come back through the stream): then the copy
+    // kept with the request tells what it was.
+    let mut hold = store.reservation(&placed.reservation_id).await?.unwrap_or(placed);
+    if hold.state == ReservationState::Active && hold.is_past_expiry(now) {
+        hold.state = ReservationState::Expired; // lapsed; no checkout will take it any more
+    }
+    tracing::info!(reservation_id = %hold.reservation_id, state = hold.state.as_str(),
+                   "idempotent retry answered with the earlier hold");
+    Ok(hold.view())
 }
 
 /// Commits (checkout) or releases a hold, exactly once; a repeat answers with the hold as it is.
@@ -134,16 +152,20 @@ pub async fn end_hold(
     }
 }
 
-/// Sets or adjusts stock, or changes the threshold, creating the item when new.
+/// Sets or adjusts stock, or changes the threshold, creating the item when new; exactly once: a
+/// retry with the same Idempotency-Key (and the SDK's own retry of a write whose answer was lost)
+/// answers 200 with the item as it is and changes nothing; the same key with another change is 422.
 pub async fn update_stock(
     store: &impl StockAdmin,
     product: &ProductId,
     update: &StockUpdate,
+    key: Option<&IdempotencyKey>,
     caller: &Caller,
     now: EpochSeconds,
 ) -> Result<(u16, StockItemView), InventoryError> {
     let actor = caller.actor();
-    match store.update_stock(product, update, &actor, now).await? {
+    let request = RequestRecord::for_admin(product, &actor, key, update, now);
+    match store.update_stock(product, update, &request, &actor, now).await? {
         AdminOutcome::Updated(level) => {
             tracing::info!(product_id = %product, warehouse_id = %update.warehouse_id, kind = update.kind(),
                            actor, stock_count = level.stock_count, version = level.version, "stock changed");
@@ -151,6 +173,15 @@ pub async fn update_stock(
             Ok((if created { 201 } else { 200 }, StockItemView::from(&level)))
         }
         AdminOutcome::Refused(current) => Err(refusal(product, update, current.as_ref())),
+        AdminOutcome::Replayed { same_request: false, .. } => Err(InventoryError::IdempotencyKeyReused {
+            message: "this Idempotency-Key was used for a different change; use a new key for a new change".into(),
+        }),
+        AdminOutcome::Replayed { same_request: true, current } => {
+            let level = current.ok_or_else(|| InventoryError::internal("stock item gone after a recorded write"))?;
+            tracing::info!(product_id = %product, warehouse_id = %update.warehouse_id, kind = update.kind(), actor,
+                           "admin write retried: answered with the item, nothing changed");
+            Ok((200, StockItemView::from(&level)))
+        }
     }
 }
 

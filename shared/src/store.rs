@@ -26,6 +26,8 @@ use crate::error::InventoryError;
 use crate::history::HistoryEntry;
 use crate::holds::{CounterDelta, Quantity, Reservation, ReservationId, ReservationState, Transition};
 use crate::limits::{DEFAULT_THRESHOLD, ENDED_HOLD_RETENTION_SECONDS, MAX_STOCK};
+use crate::reconcile::CounterLook;
+use crate::requests::RequestRecord;
 use crate::time::EpochSeconds;
 
 /// DynamoDB attribute names that code uses to build keys or read items. The rest appear only in
@@ -44,12 +46,18 @@ pub mod attr {
     /// Keys of the sparse `active-by-expiry` index: present only while a hold is ACTIVE.
     pub const SWEEP_SHARD: &str = "sweep_shard";
     pub const SWEEP_DUE_AT: &str = "sweep_due_at";
+    /// Key of the sparse `active-by-item` index: "<product>#<warehouse>", present only while ACTIVE.
+    pub const ACTIVE_ITEM: &str = "active_item";
+    pub const QUANTITY: &str = "quantity";
 }
 
 /// The sparse index the backstop queries for lapsed holds, and how many partitions it spreads over
 /// (one partition key value would be a hot key during a sale).
 pub const ACTIVE_BY_EXPIRY_INDEX: &str = "active-by-expiry";
 pub const SWEEP_SHARDS: u8 = 4;
+
+/// The sparse index the reconciler sums an item's ACTIVE holds from (projects `quantity`).
+pub const ACTIVE_BY_ITEM_INDEX: &str = "active-by-item";
 
 /// Reads the stock counters of a product.
 pub trait StockReader {
@@ -66,8 +74,9 @@ pub trait StockReader {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlaceOutcome {
     Placed,
-    /// A hold with this id exists already (an Idempotency-Key retry): nothing was changed.
-    AlreadyPlaced(Reservation),
+    /// The request's Idempotency-Key was used before (a retry): nothing was changed. The record
+    /// of that request, with the hold it placed.
+    AlreadyRequested(RequestRecord),
     /// The warehouse has fewer units for sale than asked: nothing was changed.
     Insufficient {
         available: i64,
@@ -90,9 +99,12 @@ pub enum EndOutcome {
 
 /// Places, finds and ends holds.
 pub trait HoldStore {
+    /// Places `hold`; with `request`, records the request in the same transaction (a retry of it
+    /// then finds the record instead of placing a second hold).
     fn place_hold(
         &self,
         hold: &Reservation,
+        request: Option<&RequestRecord>,
         actor: &str,
     ) -> impl Future<Output = Result<PlaceOutcome, InventoryError>> + Send;
 
@@ -111,18 +123,33 @@ pub trait HoldStore {
     ) -> impl Future<Output = Result<EndOutcome, InventoryError>> + Send;
 }
 
+/// What releasing a hold that TTL deleted came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletedHoldOutcome {
+    /// Its units are back on sale now, once.
+    Released,
+    /// Handled before: a repeated delivery, or the backstop got there first.
+    AlreadyReleased,
+    /// The reconciler had already set the counters from the holds on record after this hold was
+    /// deleted (its record was lost or late): the hold is recorded as EXPIRED, its units stay.
+    AccountedByReconciler,
+}
+
 /// What the stream consumers and the backstop do to holds.
 pub trait ExpiryStore {
-    /// Releases a hold that DynamoDB TTL deleted while ACTIVE: writes it back as EXPIRED (kept for
-    /// audit) and returns its units, in one transaction conditional on the record not existing, so a
-    /// repeated delivery or a racing sweeper changes nothing. `false`: already handled.
+    /// Releases a hold that DynamoDB TTL deleted (at `deleted_at`) while ACTIVE: writes it back as
+    /// EXPIRED (kept for audit) and returns its units, in one transaction conditional on the record
+    /// not existing — hold ids are never reused, so a repeated delivery or a racing sweeper changes
+    /// nothing — and on no repair by the reconciler having counted the deletion already.
     fn expire_deleted_hold(
         &self,
         hold: &Reservation,
+        deleted_at: EpochSeconds,
         now: EpochSeconds,
-    ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
+    ) -> impl Future<Output = Result<DeletedHoldOutcome, InventoryError>> + Send;
 
-    /// Ids of ACTIVE holds due by `now`, from the sparse index (at most `limit`).
+    /// Ids of ACTIVE holds due by `now`, oldest first, from the sparse index (at most `limit`,
+    /// taken from every sweep partition alike, so a busy one cannot starve the others).
     fn lapsed_holds(
         &self,
         now: EpochSeconds,
@@ -164,9 +191,13 @@ pub trait AlertPublisher {
 /// What an admin change came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminOutcome {
+    /// Applied; the item as it is right after.
     Updated(StockLevel),
     /// A condition failed: the item as it is (`None`: it does not exist). Nothing changed.
     Refused(Option<StockLevel>),
+    /// The request was made before (a retry): nothing changed. Whether it was the same request
+    /// (fingerprint), and the item as it is.
+    Replayed { same_request: bool, current: Option<StockLevel> },
 }
 
 /// A page of the admin list.
@@ -179,10 +210,12 @@ pub struct StockPage {
 
 /// Admin writes and the admin list.
 pub trait StockAdmin {
+    /// Applies `update` and records `request` in one transaction.
     fn update_stock(
         &self,
         product: &ProductId,
         update: &StockUpdate,
+        request: &RequestRecord,
         actor: &str,
         now: EpochSeconds,
     ) -> impl Future<Output = Result<AdminOutcome, InventoryError>> + Send;
@@ -193,6 +226,35 @@ pub trait StockAdmin {
         after: Option<&(ProductId, WarehouseId)>,
         limit: usize,
     ) -> impl Future<Output = Result<StockPage, InventoryError>> + Send;
+}
+
+/// What the reconciler reads and writes (see `reconcile`).
+pub trait ReconcileStore {
+    /// Units taken by the item's ACTIVE holds, from the sparse `active-by-item` index (eventually
+    /// consistent: the reconciler looks twice).
+    fn active_units(
+        &self,
+        product: &ProductId,
+        warehouse: &WarehouseId,
+    ) -> impl Future<Output = Result<i64, InventoryError>> + Send;
+
+    /// Keeps `look` on the item (`None`: drops the one there), if the item is still at the
+    /// sequence it was read at. `false`: it changed meanwhile; nothing was written.
+    fn keep_look(
+        &self,
+        level: &StockLevel,
+        look: Option<CounterLook>,
+    ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
+
+    /// Sets reserved (and available) from `active_units`, if the item still has exactly the figures
+    /// and look of `level`; records the repair as the item's last change. `None`: it changed.
+    fn repair_counters(
+        &self,
+        level: &StockLevel,
+        look: CounterLook,
+        active_units: i64,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<Option<StockLevel>, InventoryError>> + Send;
 }
 
 /// The audit trail's table (`HISTORY_TABLE`): entries keyed by product and a time-ordered entry id.
@@ -234,6 +296,8 @@ enum CounterGuard {
     AvailableAtLeast(Quantity),
     /// Enough units on the shelf (checkout; an admin may have counted fewer since the hold).
     StockAtLeast(Quantity),
+    /// The item exists and no reconciler repair has counted a hold deleted at this time already.
+    NotReconciledSince(EpochSeconds),
 }
 
 /// The DynamoDB tables of the service.
@@ -291,24 +355,40 @@ impl DynamoStore {
             CounterGuard::ItemExists => ("attribute_exists(product_id)", None),
             CounterGuard::AvailableAtLeast(q) => ("available_count >= :quantity", Some(q)),
             CounterGuard::StockAtLeast(q) => ("stock_count >= :quantity", Some(q)),
+            CounterGuard::NotReconciledSince(_) => (
+                "attribute_exists(product_id) AND \
+                 (attribute_not_exists(reconciled_through) OR reconciled_through < :deleted_at)",
+                None,
+            ),
         };
+        // A change of the shelf count is a new version (an admin's compare-and-set from an older
+        // view must fail); every write of the figures is a new sequence.
+        let version = if delta.stock != 0 { ", version = version + :one" } else { "" };
         let update = Update::builder()
             .table_name(&self.config.stock_table)
             .set_key(Some(Self::stock_key(&hold.product_id, &hold.warehouse_id)))
-            .update_expression(
+            .update_expression(format!(
                 "SET stock_count = stock_count + :stock, reserved_count = reserved_count + :reserved, \
-                 available_count = available_count + :available, last_updated = :now, last_change = :change",
-            )
+                 available_count = available_count + :available, last_updated = :now, last_change = :change, \
+                 #sequence = if_not_exists(#sequence, :zero) + :one{version}"
+            ))
             .condition_expression(condition)
+            // SEQUENCE is a DynamoDB reserved word.
+            .expression_attribute_names("#sequence", "sequence")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":stock", n(delta.stock))
             .expression_attribute_values(":reserved", n(delta.reserved))
             .expression_attribute_values(":available", n(delta.available))
             .expression_attribute_values(":now", s(&crate::time::rfc3339(now)))
             .expression_attribute_values(":change", change)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        let update = match quantity {
-            Some(q) => update.expression_attribute_values(":quantity", n(q.units())),
-            None => update,
+        let update = match (quantity, guard) {
+            (Some(q), _) => update.expression_attribute_values(":quantity", n(q.units())),
+            (None, CounterGuard::NotReconciledSince(deleted_at)) => {
+                update.expression_attribute_values(":deleted_at", n(deleted_at))
+            }
+            (None, _) => update,
         };
         update.build().expect("table, key and update expression are set")
     }
@@ -334,12 +414,16 @@ impl DynamoStore {
                             tokio::time::sleep(Duration::from_millis(fastrand::u64(5..=25) * u64::from(attempt))).await;
                             continue;
                         }
-                        return Err(InventoryError::Unavailable {
-                            detail: format!(
-                                "transaction cancelled: {:?}",
-                                reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
-                            ),
-                        });
+                        let detail = format!(
+                            "transaction cancelled: {:?}",
+                            reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                        );
+                        // Contention and throttling pass; anything else (a ValidationError) is ours.
+                        let passing = ["None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
+                        if reasons.iter().all(|r| r.code().is_none_or(|code| passing.contains(&code))) {
+                            return Err(InventoryError::Unavailable { detail });
+                        }
+                        return Err(InventoryError::internal(detail));
                     }
                     other => return Err(InventoryError::from_service_error(other)),
                 },
@@ -348,6 +432,27 @@ impl DynamoStore {
         }
         unreachable!("the last attempt returns")
     }
+}
+
+impl DynamoStore {
+    /// The Put that records a request, unless it was recorded before (then the transaction is
+    /// cancelled, and the earlier record comes back with the cancellation reasons).
+    fn record_request(&self, request: &RequestRecord) -> Result<Put, InventoryError> {
+        let item = serde_dynamo::to_item(request)
+            .map_err(|err| InventoryError::internal(format!("serialising a request record: {err}")))?;
+        Ok(Put::builder()
+            .table_name(&self.config.requests_table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(request_key)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .expect("table and item are set"))
+    }
+}
+
+/// The `active-by-item` index key of a product in a warehouse ('#' is in no id).
+fn active_item(product: &ProductId, warehouse: &WarehouseId) -> String {
+    format!("{product}#{warehouse}")
 }
 
 /// An UpdateItem whose condition may fail: its output, or the item as it was (`None` when DynamoDB
@@ -450,7 +555,12 @@ impl StockReader for DynamoStore {
 }
 
 impl HoldStore for DynamoStore {
-    async fn place_hold(&self, hold: &Reservation, actor: &str) -> Result<PlaceOutcome, InventoryError> {
+    async fn place_hold(
+        &self,
+        hold: &Reservation,
+        request: Option<&RequestRecord>,
+        actor: &str,
+    ) -> Result<PlaceOutcome, InventoryError> {
         // No read first: the condition is the check. available_count moves in the same expression
         // as reserved_count, so "enough for sale" and "take it" are one atomic step.
         let take_units = self.counters_update(
@@ -466,26 +576,31 @@ impl HoldStore for DynamoStore {
         record.insert(attr::PURGE_AT.to_owned(), n(hold.expires_at));
         record.insert(attr::SWEEP_SHARD.to_owned(), s(&sweep_shard(&hold.reservation_id)));
         record.insert(attr::SWEEP_DUE_AT.to_owned(), n(hold.expires_at));
+        record.insert(attr::ACTIVE_ITEM.to_owned(), s(&active_item(&hold.product_id, &hold.warehouse_id)));
+        // Ids are random and never reused; the condition only guards against a collision.
         let create_hold = Put::builder()
             .table_name(&self.config.reservations_table)
             .set_item(Some(record))
             .condition_expression("attribute_not_exists(reservation_id)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .expect("table and item are set");
 
-        let reasons = self
-            .transact(vec![
-                TransactWriteItem::builder().update(take_units).build(),
-                TransactWriteItem::builder().put(create_hold).build(),
-            ])
-            .await?;
-        let Some(reasons) = reasons else {
+        let mut items = vec![
+            TransactWriteItem::builder().update(take_units).build(),
+            TransactWriteItem::builder().put(create_hold).build(),
+        ];
+        if let Some(request) = request {
+            items.push(TransactWriteItem::builder().put(self.record_request(request)?).build());
+        }
+        let Some(reasons) = self.transact(items).await? else {
             return Ok(PlaceOutcome::Placed);
         };
-        // An existing hold wins over "not enough stock": a retry must see its own hold.
-        if let Some(existing) = old_item(reasons.get(1)) {
-            return Ok(PlaceOutcome::AlreadyPlaced(item_of(existing, "reservation")?));
+        // A recorded request wins over "not enough stock": a retry must see its own hold.
+        if let Some(earlier) = old_item(reasons.get(2)) {
+            return Ok(PlaceOutcome::AlreadyRequested(item_of(earlier, "request")?));
+        }
+        if reasons.get(1).and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
+            return Err(InventoryError::internal(format!("reservation id {} collided", hold.reservation_id)));
         }
         Ok(match old_item(reasons.first()) {
             Some(stock) => PlaceOutcome::Insufficient { available: number(stock, attr::AVAILABLE_COUNT) },
@@ -516,7 +631,8 @@ impl HoldStore for DynamoStore {
             .table_name(&self.config.reservations_table)
             .set_key(Some(Self::reservation_key(&hold.reservation_id)))
             .update_expression(
-                "SET #state = :target, ended_at = :now, ended_by = :actor, purge_at = :purge REMOVE sweep_shard, sweep_due_at",
+                "SET #state = :target, ended_at = :now, ended_by = :actor, purge_at = :purge \
+                 REMOVE sweep_shard, sweep_due_at, active_item",
             )
             .condition_expression(still_holding)
             .expression_attribute_names("#state", attr::STATE)
@@ -567,6 +683,7 @@ impl StockAdmin for DynamoStore {
         &self,
         product: &ProductId,
         update: &StockUpdate,
+        request: &RequestRecord,
         actor: &str,
         now: EpochSeconds,
     ) -> Result<AdminOutcome, InventoryError> {
@@ -618,28 +735,42 @@ impl StockAdmin for DynamoStore {
         }
         let expression = format!(
             "SET {counters}, reserved_count = if_not_exists(reserved_count, :zero), {threshold}, \
-             version = if_not_exists(version, :zero) + :one, last_updated = :now, last_change = :change"
+             version = if_not_exists(version, :zero) + :one, #sequence = if_not_exists(#sequence, :zero) + :one, \
+             last_updated = :now, last_change = :change"
         );
-        let result = self
-            .client
-            .update_item()
+        let key = Self::stock_key(product, &update.warehouse_id);
+        let change = Update::builder()
             .table_name(&self.config.stock_table)
-            .set_key(Some(Self::stock_key(product, &update.warehouse_id)))
+            .set_key(Some(key.clone()))
             .update_expression(expression)
             .set_condition_expression((!conditions.is_empty()).then(|| conditions.join(" AND ")))
+            .expression_attribute_names("#sequence", "sequence")
             .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match conditional_update(result)? {
-            Ok(output) => {
-                let item =
-                    output.attributes().ok_or_else(|| InventoryError::internal("UpdateItem returned no attributes"))?;
-                Ok(AdminOutcome::Updated(item_of(item, "stock")?))
-            }
-            Err(current) => Ok(AdminOutcome::Refused(current)),
+            .build()
+            .expect("table, key and update expression are set");
+        // One transaction with the request's record: a retry of a write whose answer was lost (the
+        // SDK's own, or the client's with its Idempotency-Key) finds the record and changes nothing.
+        let reasons = self
+            .transact(vec![
+                TransactWriteItem::builder().update(change).build(),
+                TransactWriteItem::builder().put(self.record_request(request)?).build(),
+            ])
+            .await?;
+        let current = || self.get_consistent::<StockLevel>(&self.config.stock_table, key.clone(), "stock");
+        let Some(reasons) = reasons else {
+            let level = current().await?.ok_or_else(|| InventoryError::internal("stock item gone after a write"))?;
+            return Ok(AdminOutcome::Updated(level));
+        };
+        if let Some(earlier) = old_item(reasons.get(1)) {
+            let earlier: RequestRecord = item_of(earlier, "request")?;
+            return Ok(AdminOutcome::Replayed {
+                same_request: earlier.fingerprint == request.fingerprint,
+                current: current().await?,
+            });
         }
+        let refused = old_item(reasons.first()).map(|item| item_of(item, "stock")).transpose()?;
+        Ok(AdminOutcome::Refused(refused))
     }
 
     async fn scan_stock(
@@ -678,7 +809,12 @@ impl StockAdmin for DynamoStore {
 }
 
 impl ExpiryStore for DynamoStore {
-    async fn expire_deleted_hold(&self, hold: &Reservation, now: EpochSeconds) -> Result<bool, InventoryError> {
+    async fn expire_deleted_hold(
+        &self,
+        hold: &Reservation,
+        deleted_at: EpochSeconds,
+        now: EpochSeconds,
+    ) -> Result<DeletedHoldOutcome, InventoryError> {
         let mut expired = hold.clone();
         expired.state = ReservationState::Expired;
         expired.ended_at = Some(now);
@@ -695,29 +831,48 @@ impl ExpiryStore for DynamoStore {
         let release = self.counters_update(
             hold,
             Transition::Expire.counters(hold.quantity),
-            CounterGuard::ItemExists,
+            CounterGuard::NotReconciledSince(deleted_at),
             change_record("expired", TTL_ACTOR, None, Some(&hold.reservation_id)),
             now,
         );
         let reasons = self
             .transact(vec![
-                TransactWriteItem::builder().put(restore).build(),
+                TransactWriteItem::builder().put(restore.clone()).build(),
                 TransactWriteItem::builder().update(release).build(),
             ])
             .await?;
-        match reasons {
-            None => Ok(true),
-            Some(reasons) if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") => Ok(false),
-            Some(_) => Err(InventoryError::internal(format!(
+        let Some(reasons) = reasons else { return Ok(DeletedHoldOutcome::Released) };
+        if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
+            return Ok(DeletedHoldOutcome::AlreadyReleased);
+        }
+        if old_item(reasons.get(1)).is_none() {
+            return Err(InventoryError::internal(format!(
                 "expired hold {} refers to a missing stock item {}/{}",
                 hold.reservation_id, hold.product_id, hold.warehouse_id
-            ))),
+            )));
+        }
+        // The reconciler counted this deletion already: keep the audit record, move no counter.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.config.reservations_table)
+            .set_item(Some(restore.item))
+            .set_condition_expression(restore.condition_expression)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(DeletedHoldOutcome::AccountedByReconciler),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(DeletedHoldOutcome::AlreadyReleased)
+            }
+            Err(err) => Err(InventoryError::from_sdk(err)),
         }
     }
 
     async fn lapsed_holds(&self, now: EpochSeconds, limit: usize) -> Result<Vec<ReservationId>, InventoryError> {
-        let mut ids = Vec::new();
-        for shard in 0..SWEEP_SHARDS {
+        // Every partition is read at once, each up to `limit`; the oldest `limit` of them all are
+        // released first, so a busy partition cannot starve the others.
+        let per_shard = (0..SWEEP_SHARDS).map(|shard| async move {
             let mut due = self
                 .client
                 .query()
@@ -729,21 +884,121 @@ impl ExpiryStore for DynamoStore {
                 .into_paginator()
                 .items()
                 .send();
-            while ids.len() < limit {
+            let mut found = Vec::new();
+            while found.len() < limit {
                 let Some(item) = due.next().await else { break };
                 let item = item.map_err(InventoryError::from_sdk)?;
                 if let Some(id) = item.get(attr::RESERVATION_ID).and_then(|v| v.as_s().ok()) {
-                    ids.push(ReservationId::parse(id)?);
+                    found.push((number(&item, attr::SWEEP_DUE_AT), ReservationId::parse(id)?));
                 }
             }
-        }
-        Ok(ids)
+            Ok::<_, InventoryError>(found)
+        });
+        let mut due: Vec<(EpochSeconds, ReservationId)> =
+            futures::future::try_join_all(per_shard).await?.into_iter().flatten().collect();
+        due.sort_by_key(|(due_at, _)| *due_at);
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
     }
+}
+
+impl ReconcileStore for DynamoStore {
+    async fn active_units(&self, product: &ProductId, warehouse: &WarehouseId) -> Result<i64, InventoryError> {
+        let holds = self
+            .client
+            .query()
+            .table_name(&self.config.reservations_table)
+            .index_name(ACTIVE_BY_ITEM_INDEX)
+            .key_condition_expression("active_item = :item")
+            .expression_attribute_values(":item", s(&active_item(product, warehouse)))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(InventoryError::from_sdk)?;
+        Ok(holds.iter().map(|hold| number(hold, attr::QUANTITY)).sum())
+    }
+
+    async fn keep_look(&self, level: &StockLevel, look: Option<CounterLook>) -> Result<bool, InventoryError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.config.stock_table)
+            .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
+            .condition_expression("#sequence = :sequence")
+            .expression_attribute_names("#sequence", "sequence")
+            .expression_attribute_values(":sequence", n(level.sequence));
+        let update = match look {
+            Some(look) => update
+                .update_expression("SET reconcile_look = :look")
+                .expression_attribute_values(":look", to_attribute(&look)?),
+            None => update.update_expression("REMOVE reconcile_look"),
+        };
+        // Items written before `sequence` existed have none: the condition then fails, and the
+        // next hold or admin write gives them one.
+        Ok(conditional_update(update.send().await)?.is_ok())
+    }
+
+    async fn repair_counters(
+        &self,
+        level: &StockLevel,
+        look: CounterLook,
+        active_units: i64,
+        now: EpochSeconds,
+    ) -> Result<Option<StockLevel>, InventoryError> {
+        let reason = format!(
+            "reserved_count was {} (available {}); the ACTIVE holds on record take {active_units}",
+            level.reserved_count, level.available_count
+        );
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.config.stock_table)
+            .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
+            .update_expression(
+                "SET reserved_count = :active, available_count = stock_count - :active, \
+                 #sequence = #sequence + :one, last_updated = :now, last_change = :change, \
+                 reconciled_through = :look_at REMOVE reconcile_look",
+            )
+            .condition_expression(
+                "#sequence = :sequence AND reconcile_look.#at = :look_at AND reconcile_look.active_units = :active \
+                 AND stock_count = :stock AND reserved_count = :reserved AND available_count = :available",
+            )
+            .expression_attribute_names("#sequence", "sequence")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":active", n(active_units))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", s(&crate::time::rfc3339(now)))
+            .expression_attribute_values(":change", change_record("reconciled", RECONCILER_ACTOR, Some(&reason), None))
+            // Holds deleted by TTL before the first look are not in the sum: their units are
+            // accounted for by this repair, and a late stream record must not return them again.
+            .expression_attribute_values(":look_at", n(look.at))
+            .expression_attribute_values(":sequence", n(level.sequence))
+            .expression_attribute_values(":stock", n(level.stock_count))
+            .expression_attribute_values(":reserved", n(level.reserved_count))
+            .expression_attribute_values(":available", n(level.available_count))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match conditional_update(result)? {
+            Ok(output) => Ok(Some(item_of(
+                output.attributes().ok_or_else(|| InventoryError::internal("UpdateItem returned no attributes"))?,
+                "stock",
+            )?)),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+fn to_attribute<T: serde::Serialize>(value: &T) -> Result<AttributeValue, InventoryError> {
+    serde_dynamo::to_attribute_value(value).map_err(|err| InventoryError::internal(format!("serialising: {err}")))
 }
 
 /// How audit records name DynamoDB TTL and the scheduled backstop.
 pub const TTL_ACTOR: &str = "system:ttl";
 pub const BACKSTOP_ACTOR: &str = "system:backstop";
+/// How audit records name the reconciler's repairs.
+pub const RECONCILER_ACTOR: &str = "system:reconciler";
 
 impl AlertStore for DynamoStore {
     async fn stock_level(

@@ -3,6 +3,9 @@
 //! cannot be made to.
 
 use aws_sdk_dynamodb::error::ErrorMetadata;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryError;
 use aws_sdk_dynamodb::operation::transact_write_items::{TransactWriteItemsError, TransactWriteItemsOutput};
 use aws_sdk_dynamodb::types::error::{ProvisionedThroughputExceededException, TransactionCanceledException};
@@ -12,12 +15,14 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use shared::api::respond;
 use shared::config::Config;
 use shared::domain::{ProductId, WarehouseId};
-use shared::holds::{Quantity, Reservation, ReservationId, ReserveRequest};
-use shared::store::{DynamoStore, HoldStore, PlaceOutcome, StockReader};
+use shared::admin::{StockChange, StockUpdate};
+use shared::holds::{IdempotencyKey, Quantity, Reservation, ReservationId, ReserveRequest};
+use shared::requests::RequestRecord;
+use shared::store::{AdminOutcome, DynamoStore, HoldStore, PlaceOutcome, StockAdmin, StockReader};
 use shared::InventoryError;
 
 fn store(client: Client) -> DynamoStore {
-    DynamoStore::new(client, Config { stock_table: "stock".into(), reservations_table: "holds".into() })
+    DynamoStore::new(client, Config { stock_table: "stock".into(), reservations_table: "holds".into(), requests_table: "requests".into() })
 }
 
 fn hold() -> Reservation {
@@ -73,7 +78,7 @@ async fn a_failed_stock_condition_is_insufficient_stock_with_what_is_available()
     });
     let client = mock_client!(aws_sdk_dynamodb, [&rule]);
     assert_eq!(
-        store(client).place_hold(&hold(), "shopper").await.unwrap(),
+        store(client).place_hold(&hold(), None, "shopper").await.unwrap(),
         PlaceOutcome::Insufficient { available: 1 }
     );
 }
@@ -83,22 +88,74 @@ async fn a_failed_stock_condition_without_an_item_means_no_stock_record() {
     let rule = mock!(Client::transact_write_items)
         .then_error(|| cancelled(vec![reason("ConditionalCheckFailed"), reason("None")]));
     let client = mock_client!(aws_sdk_dynamodb, [&rule]);
-    assert_eq!(store(client).place_hold(&hold(), "shopper").await.unwrap(), PlaceOutcome::NoStockItem);
+    assert_eq!(store(client).place_hold(&hold(), None, "shopper").await.unwrap(), PlaceOutcome::NoStockItem);
+}
+
+fn idempotency_key() -> IdempotencyKey {
+    IdempotencyKey::parse("0b0e4c8e-5d3c-4a8e-9d47-2f1f0c7a9e11").unwrap()
 }
 
 #[tokio::test]
-async fn an_existing_hold_wins_over_insufficient_stock() {
-    let existing = hold();
-    let item: std::collections::HashMap<String, AttributeValue> = serde_dynamo::to_item(&existing).unwrap();
+async fn an_earlier_request_wins_over_insufficient_stock() {
+    let earlier = RequestRecord::for_hold(&idempotency_key(), &hold(), 1_000);
+    let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&earlier).unwrap();
     let rule = mock!(Client::transact_write_items).then_error(move || {
-        let hold = CancellationReason::builder().code("ConditionalCheckFailed").set_item(Some(item.clone())).build();
-        cancelled(vec![reason("ConditionalCheckFailed"), hold])
+        let request = CancellationReason::builder().code("ConditionalCheckFailed").set_item(Some(item.clone())).build();
+        cancelled(vec![reason("ConditionalCheckFailed"), reason("None"), request])
     });
     let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+    let retry = hold();
+    let request = RequestRecord::for_hold(&idempotency_key(), &retry, 1_001);
     assert_eq!(
-        store(client).place_hold(&existing, "shopper").await.unwrap(),
-        PlaceOutcome::AlreadyPlaced(existing.clone())
+        store(client).place_hold(&retry, Some(&request), "shopper").await.unwrap(),
+        PlaceOutcome::AlreadyRequested(earlier)
     );
+}
+
+fn stock_item(stock: i64, version: i64) -> HashMap<String, AttributeValue> {
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    HashMap::from([
+        ("product_id".to_owned(), AttributeValue::S("SKU-1".into())),
+        ("warehouse_id".to_owned(), AttributeValue::S("main".into())),
+        ("stock_count".to_owned(), n(stock)),
+        ("reserved_count".to_owned(), n(0)),
+        ("available_count".to_owned(), n(stock)),
+        ("threshold_level".to_owned(), n(5)),
+        ("version".to_owned(), n(version)),
+    ])
+}
+
+/// The fault that double-applies a plain write: the adjustment is applied, its answer is lost (a
+/// 500), and the SDK retries. The retry finds the write's own request record and changes nothing.
+#[tokio::test]
+async fn an_admin_write_whose_answer_was_lost_is_not_applied_again() {
+    let update = StockUpdate {
+        warehouse_id: WarehouseId::parse("main").unwrap(),
+        change: Some(StockChange::Adjust(5)),
+        threshold_level: None,
+        reason: None,
+        expected_version: None,
+    };
+    let product = ProductId::parse("SKU-1").unwrap();
+    let request = RequestRecord::for_admin(&product, "user:a", None, &update, 1_000);
+    let recorded: HashMap<String, AttributeValue> = serde_dynamo::to_item(&request).unwrap();
+    let applied_then_lost = mock!(Client::transact_write_items)
+        .sequence()
+        .http_status(500, Some(r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError"}"#.into()))
+        .error(move || {
+            let mine = CancellationReason::builder().code("ConditionalCheckFailed").set_item(Some(recorded.clone())).build();
+            cancelled(vec![reason("None"), mine])
+        })
+        .build();
+    let read = mock!(Client::get_item).then_output(|| GetItemOutput::builder().set_item(Some(stock_item(15, 2))).build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&applied_then_lost, &read], |c| c
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(3)));
+    let outcome = store(client).update_stock(&product, &update, &request, "user:a", 1_000).await.unwrap();
+    assert_eq!(applied_then_lost.num_calls(), 2, "the SDK retried the write once");
+    match outcome {
+        AdminOutcome::Replayed { same_request: true, current: Some(level) } => assert_eq!(level.stock_count, 15),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -110,7 +167,7 @@ async fn transaction_conflicts_are_retried_then_succeed() {
         .output(|| TransactWriteItemsOutput::builder().build())
         .build();
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&conflict_twice_then_ok]);
-    assert_eq!(store(client).place_hold(&hold(), "shopper").await.unwrap(), PlaceOutcome::Placed);
+    assert_eq!(store(client).place_hold(&hold(), None, "shopper").await.unwrap(), PlaceOutcome::Placed);
     assert_eq!(conflict_twice_then_ok.num_calls(), 3);
 }
 
@@ -119,7 +176,7 @@ async fn transaction_conflicts_that_persist_become_503() {
     let conflict = mock!(Client::transact_write_items)
         .then_error(|| cancelled(vec![reason("TransactionConflict"), reason("None")]));
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&conflict]);
-    let err = store(client).place_hold(&hold(), "shopper").await.unwrap_err();
+    let err = store(client).place_hold(&hold(), None, "shopper").await.unwrap_err();
     assert_eq!(err.status(), 503);
     assert_eq!(conflict.num_calls(), 4);
 }

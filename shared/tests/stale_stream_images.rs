@@ -35,9 +35,12 @@ fn low(pending: Option<&Alert>) -> StockLevel {
         threshold_level: 10,
         status: Some(StockStatus::LowStock),
         version: 1,
+        sequence: 0,
         last_updated: "2026-11-26T10:00:00Z".into(),
         pending_alert: pending.map(|alert| serde_json::to_string(alert).unwrap()),
         last_change: None,
+        reconcile_look: None,
+        reconciled_through: None,
     }
 }
 
@@ -46,7 +49,7 @@ fn store_holding(item: StockLevel) -> DynamoStore {
         .then_output(move || GetItemOutput::builder().set_item(Some(serde_dynamo::to_item(&item).unwrap())).build());
     let finish = mock!(Client::update_item).then_output(|| UpdateItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&get, &finish]);
-    DynamoStore::new(client, Config { stock_table: "stock".into(), reservations_table: "holds".into() })
+    DynamoStore::new(client, Config { stock_table: "stock".into(), reservations_table: "holds".into(), requests_table: "requests".into() })
 }
 
 fn alert() -> Alert {

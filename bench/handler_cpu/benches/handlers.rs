@@ -26,7 +26,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn store(client: Client) -> DynamoStore {
-    DynamoStore::new(client, Config { stock_table: "stock".into(), reservations_table: "holds".into() })
+    DynamoStore::new(client, Config { stock_table: "stock".into(), reservations_table: "holds".into(), requests_table: "requests".into() })
 }
 
 fn n(value: i64) -> AttributeValue {

@@ -1,12 +1,13 @@
 //! PUT /inventory/{productId}, behind the JWT authorizer:
 //! `{reservation_id}` — checkout: any signed-in user commits the hold (sold, exactly once);
-//! `{stock_count | adjust_by, threshold_level?, warehouse_id?, reason?, expected_version?}` — admin.
+//! `{stock_count | adjust_by, threshold_level?, warehouse_id?, reason?, expected_version?}` + optional
+//! Idempotency-Key — admin.
 
 use serde::Serialize;
 use shared::admin::PutRequest;
 use shared::api::{self, Request};
 use shared::domain::{ProductId, StockItemView};
-use shared::holds::{ReservationView, Transition};
+use shared::holds::{IdempotencyKey, ReservationView, Transition};
 use shared::store::{HoldStore, StockAdmin};
 use shared::{auth, service, time, InventoryError};
 
@@ -34,7 +35,9 @@ pub async fn update(
         }
         PutRequest::Admin(update) => {
             let admin = auth::require_admin(caller)?;
-            let (status, view) = service::update_stock(store, &product, &update, &admin, time::now()).await?;
+            let key = api::header(request, "idempotency-key")?.map(IdempotencyKey::parse).transpose()?;
+            let (status, view) =
+                service::update_stock(store, &product, &update, key.as_ref(), &admin, time::now()).await?;
             Ok((status, Updated::Stock(view)))
         }
     }

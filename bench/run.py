@@ -32,6 +32,7 @@ import lambda_floor  # noqa: E402
 import stack as stack_tool  # noqa: E402
 from hot_item import HotItem  # noqa: E402
 from inventory_client import Stack  # noqa: E402
+from lapsed_holds import lapsed_holds_table  # noqa: E402
 
 # AWS list prices, us-east-1 (checked 2026-11): HTTP API per request, Lambda arm64 per GB-second and
 # per request, DynamoDB on-demand per write / read request unit.
@@ -211,6 +212,7 @@ def main() -> int:
     runs, invocations = (1, 5) if args.smoke else (5, 200)
     concurrencies, requests, repeats = ([1, 8], 16, 1) if args.smoke else ([1, 8, 32, 64], 200, 3)
     samples = 1 if args.smoke else 5
+    lapsed_products, lapsed_holds = (4, 200) if args.smoke else (100, 10_000)
 
     print("==> 1. Lambda floor", flush=True)
     floor, floor_facts = floor_table(runs, invocations)
@@ -232,6 +234,8 @@ def main() -> int:
         extra = max(0.0, statistics.median(r["p50_ms"] for r in ones if r["flow"].startswith("naive"))
                     - statistics.median(r["p50_ms"] for r in ones if r["flow"].startswith("ours")))
         cost = cost_table(duration, extra)
+        print("==> 6. lapsed holds, TTL paused: the backstop alone", flush=True)
+        lapsed, lapsed_facts = lapsed_holds_table(stack, lapsed_products, lapsed_holds)
     finally:
         stack_tool.stop_ministack(state_dir)
 
@@ -239,7 +243,7 @@ def main() -> int:
     assert oversold == 0, f"OVERSOLD by {oversold}: {hot_results}"
     text = (HERE / "BENCHMARKS.template.md").read_text().format(
         machine=machine(), smoke=" (smoke run: tiny sizes, figures meaningless)" if args.smoke else "",
-        floor=floor, handler_cpu=handler_cpu, hot=hot, pipeline=pipeline, cost=cost, reserve_ms=f"{duration:.1f}", extra_ms=f"{extra:.1f}",
+        floor=floor, handler_cpu=handler_cpu, hot=hot, pipeline=pipeline, cost=cost, lapsed=lapsed, reserve_ms=f"{duration:.1f}", extra_ms=f"{extra:.1f}",
         worst_init=floor_facts["worst"]["init"][1], worst_init_ratio=f"{floor_facts['worst']['init'][0]:.1f}",
         worst_warm=floor_facts["worst"]["warm"][1], worst_warm_ratio=f"{floor_facts['worst']['warm'][0]:.2f}",
         runs=runs, invocations=invocations, requests=requests, repeats=repeats, samples=samples)

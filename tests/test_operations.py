@@ -165,7 +165,7 @@ def test_the_template_has_the_alarms_the_operators_need():
     assert ALARMS == sorted([
         "StreamFailuresAlarm", "StreamIteratorAgeAlarm", "Api5xxRateAlarm", "ApiFunctionErrorsAlarm",
         "PipelineFunctionErrorsAlarm", "ApiFunctionThrottlesAlarm", "PipelineFunctionThrottlesAlarm",
-        "BackstopRepairsAlarm", "ReleaseLagAlarm"])
+        "BackstopRepairsAlarm", "CounterRepairsAlarm", "ReleaseLagAlarm"])
     functions = {name for name, r in TEMPLATE["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
     watched = {json.dumps(TEMPLATE["Resources"][a]["Properties"]) for a in ALARMS}
     for metric in ("Errors", "Throttles"):

@@ -4,6 +4,7 @@ import { currentSession, type Session, signInWithForm, signOut, SignInError } fr
 import { type Config, loadConfig } from "./config";
 import { ID_PATTERN, MAX_ID_LEN, MAX_REASON_LEN, MAX_STOCK } from "./limits";
 import { explain } from "./messages";
+import { newIdempotencyKey } from "./keys";
 import { byId, el, say, show } from "./ui";
 
 const ADMIN_GROUP = "inventory-admins";
@@ -267,6 +268,16 @@ function editBody(): Record<string, unknown> {
   return body;
 }
 
+// One Idempotency-Key per change: pressing Save again after an answer was lost repeats the same
+// change, which the API applies once; any other change gets a new key.
+let pendingChange: { body: string; key: string } | null = null;
+
+function keyFor(target: string, body: Record<string, unknown>): string {
+  const text = JSON.stringify([target, body]);
+  if (pendingChange?.body !== text) pendingChange = { body: text, key: newIdempotencyKey() };
+  return pendingChange.key;
+}
+
 async function saveEdit(event: SubmitEvent): Promise<void> {
   event.preventDefault();
   let body: Record<string, unknown>;
@@ -277,10 +288,13 @@ async function saveEdit(event: SubmitEvent): Promise<void> {
     return;
   }
   const target = editing!;
+  const idempotencyKey = keyFor(target.product_id, body);
   try {
     const saved = await withSession((session) =>
-      apiRequest<StockItem>(config.apiUrl, "PUT", path("inventory", target.product_id), { body, token: session.accessToken }));
+      apiRequest<StockItem>(config.apiUrl, "PUT", path("inventory", target.product_id),
+        { body, token: session.accessToken, idempotencyKey }));
     if (!saved) return;
+    pendingChange = null;
     say(page.status, `Saved ${saved.product_id} in ${saved.warehouse_id}: ${saved.stock_count} on hand, ` +
       `${saved.available} available, ${STATUS_WORDS[saved.status] ?? saved.status}.`, "ok");
     editing = null;
@@ -328,10 +342,13 @@ async function addItem(event: SubmitEvent): Promise<void> {
     say(page.addStatus, (error as Error).message, "error");
     return;
   }
+  const idempotencyKey = keyFor(product, body);
   try {
     const added = await withSession((session) =>
-      apiRequest<StockItem>(config.apiUrl, "PUT", path("inventory", product), { body, token: session.accessToken }));
+      apiRequest<StockItem>(config.apiUrl, "PUT", path("inventory", product),
+        { body, token: session.accessToken, idempotencyKey }));
     if (!added) return;
+    pendingChange = null;
     say(page.addStatus, `Added ${added.product_id} in ${added.warehouse_id} with ${added.stock_count} on hand.`, "ok");
     page.search.value = added.product_id;
     await loadRows();

@@ -201,6 +201,12 @@ async function addToCart(): Promise<void> {
       body: { quantity },
       idempotencyKey: key,
     });
+    if (hold.status !== "ACTIVE") {
+      // A repeated key answers the hold it placed as it is now: one that lapsed or ended holds nothing.
+      intentKey = null;
+      say(page.addStatus, "That hold has already ended. Press Add to cart again to hold the item anew.", "error");
+      return;
+    }
     if (!cart.some((line) => line.reservation_id === hold.reservation_id)) {
       cart.push({
         reservation_id: hold.reservation_id,

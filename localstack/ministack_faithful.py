@@ -24,6 +24,7 @@ import select
 import sys
 import threading
 import time
+import uuid
 from importlib.metadata import version
 
 PINNED_VERSION = "1.5.33"
@@ -54,6 +55,15 @@ FINGERPRINTS = {
     "provisioners._cw_metric_alarm_record": "4565fcede1ebf266b93fd427e72d1606f3de10bea9993e680a1ef4d03485aada",
     "apigateway._cors_response_headers": "1cd36db5d0c4ff03757f5e8e9fda98f6e94600e31faba8dce275b028788f5d29",
     "apigateway.handle_execute": "c7a2f92d7eb6b8d55141e5a6b39fbc12d974c0f1e3c1af5bf2d984020688d5b6",
+    "lambda_svc._poll_loop": "6a443090919adccf3e405dd7e5603cf353d8d1112635dc3e126f3b5cf8fc3866",
+    "lambda_svc._iter_all_esms": "7db06c0627a59696f16e20a197656df6556dc1096ef490720049c2abdeeeec21",
+    "lambda_svc._get_func_record_for_qualifier": "a86e90478088123dc1675e52d0c9ac692f6c91cbadebd1d7eac46575f627c91c",
+    "lambda_svc._apply_filter_criteria": "d8d7d5c8f77ea1ac431ccaf2e5ae888968c5e3a62d5ac3ef177043011a679fd3",
+    "lambda_svc._throttle_response": "647221d5b0775feb5335a56f6640977c1b1477937e3edd635d8919aa577c41ae",
+    "dynamodb.stream_start_position": "3b822e76fbb147fa08b60c91c04d91a05d62bf84950a323e73121f9fb7fb76a3",
+    "dynamodb.stream_end_position": "d0483912696df38d9e0f06251f452197cafd4283e56d2ff1565180905f5897a3",
+    "dynamodb_streams._describe_stream": "8971045db3134ac91c65d4100e2c748717ee62ffb1c72f34ccb9edf4867f45d3",
+    "sqs._queue_by_arn": "b4981875c8186c194675ead2fe848fb6902c7a15e0f31cef586da2d4d665189e",
 }
 
 TTL_REAPER_THREAD = "dynamodb-ttl-reaper"
@@ -110,6 +120,11 @@ def _streams_service():
     return dynamodb_streams
 
 
+def _sqs_service():
+    from ministack.services import sqs
+    return sqs
+
+
 def _apigateway():
     from ministack.services import apigateway
     return apigateway
@@ -146,7 +161,16 @@ def _relied_on():
         "provisioners._cw_metric_alarm_record": provisioners._cw_metric_alarm_record,
         "apigateway._cors_response_headers": _apigateway()._cors_response_headers,
         "apigateway.handle_execute": _apigateway().handle_execute,
-    }
+        "lambda_svc._poll_loop": _lambda_service()._poll_loop,
+        "lambda_svc._iter_all_esms": _lambda_service()._iter_all_esms,
+        "lambda_svc._get_func_record_for_qualifier": _lambda_service()._get_func_record_for_qualifier,
+        "lambda_svc._apply_filter_criteria": _lambda_service()._apply_filter_criteria,
+        "lambda_svc._throttle_response": _lambda_service()._throttle_response,
+        "dynamodb.stream_start_position": dynamodb.stream_start_position,
+        "dynamodb.stream_end_position": dynamodb.stream_end_position,
+        "dynamodb_streams._describe_stream": _streams_service()._describe_stream,
+        "sqs._queue_by_arn": _sqs_service()._queue_by_arn,
+                }
 
 
 def check_fingerprints():
@@ -154,8 +178,10 @@ def check_fingerprints():
     if installed != PINNED_VERSION:
         raise FidelityError(f"ministack {installed} is installed, {PINNED_VERSION} is pinned")
     for name, obj in _relied_on().items():
-        if _fingerprint(obj) != FINGERPRINTS[name]:
+        if _fingerprint(obj) != FINGERPRINTS.get(name):
             raise FidelityError(f"{name} is not the code the fixes were written against")
+    if _streams_service()._DEFAULT_SHARD_ID != DDB_STREAM_SHARD_ID:
+        raise FidelityError("MiniStack's DynamoDB stream shard is not the one on-failure records name")
 
 
 # --- Fix 1: TTL deletes emit REMOVE stream records with the TTL service identity ---------------
@@ -411,75 +437,313 @@ def _install_logging_config_env():
     lambda_svc._provided_worker_env = worker_env_with_logging_config
 
 
-# --- Fix 7: partial batch failures on DynamoDB stream event source mappings ---------------------
-# With FunctionResponseTypes [ReportBatchItemFailures], AWS checkpoints before the first reported
-# sequence number and retries from it; after MaximumRetryAttempts (bisecting on the way, which
-# isolates the failing record) it sends that record's batch info to the OnFailure destination and
-# moves on. MiniStack honoured partial failures only for SQS: for streams it took the response as
-# success and skipped the failed record. Whole-batch function errors are left as MiniStack handles
-# them (retried until MaximumRecordAgeInSeconds).
+# --- Fix 7: DynamoDB stream failures as on AWS: retries, bisection, the on-failure record --------
+# AWS, for a DynamoDB stream event source mapping (Lambda developer guide: "Using AWS Lambda with
+# Amazon DynamoDB", error handling, and "Configuring partial batch response with DynamoDB and Lambda";
+# CloudFormation reference of AWS::Lambda::EventSourceMapping):
+#  - a function error (the function returns an error, crashes or times out): Lambda retries the batch
+#    until it succeeds, its records pass MaximumRecordAgeInSeconds, or MaximumRetryAttempts retries
+#    have failed. With BisectBatchOnFunctionError it splits the failed batch in two and retries each
+#    half on its own; "splitting a batch does not count towards the retry quota".
+#  - with ReportBatchItemFailures: Lambda checkpoints before the lowest reported sequence number and
+#    retries from it ("the batch is bisected at the returned sequence number and Lambda retries only
+#    the remaining records"); an empty or null itemIdentifier (or, as here, one not in the batch)
+#    fails the whole batch; an empty or null list is a success.
+#  - when the retries run out it discards the records, goes on with the shard, and sends the OnFailure
+#    destination an invocation record naming them: requestContext {requestId, functionArn, condition
+#    "RetryAttemptsExhausted", approximateInvokeCount}, responseContext {statusCode, executedVersion,
+#    functionError}, version "1.0", timestamp (with milliseconds), DDBStreamBatchInfo {shardId,
+#    startSequenceNumber, endSequenceNumber, approximateArrivalOfFirstRecord and ...OfLastRecord
+#    (whole seconds), batchSize, streamArn}. The records themselves are not in it.
+# MiniStack retried a failed batch whole until MaximumRecordAgeInSeconds and took a partial batch
+# failure response for a success. Here MiniStack's DynamoDB stream poller is replaced by one that
+# follows those rules. Where AWS documents no detail, the choice made here (unsure):
+#  - a failed batch is halved by its count of delivered records (the first half takes the odd one),
+#    down to single records; a batch counts against MaximumRetryAttempts only when it cannot be split
+#    (one record, or bisection off). So a poison record is invoked alone 1 + MaximumRetryAttempts times
+#    and discarded alone, and a whole batch is discarded only with bisection off. The halves are fixed
+#    ranges of the failed batch, delivered (first half first) before anything newer is read.
+#  - a record reported by ReportBatchItemFailures 1 + MaximumRetryAttempts times is discarded alone
+#    (AWS may discard the rest of the retried batch with it); the retry re-reads from the checkpoint.
+#  - approximateInvokeCount counts the invocations of the discarded range itself; functionError is
+#    "Unhandled" after a function error and null after a partial batch failure response (the
+#    invocations themselves succeeded; a published record of a stream mapping with statusCode 200 and
+#    functionError null fits that). AWS also "consolidates failed messages metadata" into one record
+#    (batchSize above 1); not done here: one record per discarded range.
+#  - kept from MiniStack: a failed batch whose oldest record is past MaximumRecordAgeInSeconds is
+#    discarded whole (condition "MaxRecordAgeExceeded": MiniStack's name, AWS's is not checked here),
+#    and a failed batch waits 1 s before its retry (AWS's pause between retries is not documented).
 
-def _install_stream_partial_batch_failures():
-    from ministack.core.arn import parse_arn
+DDB_STREAM_SHARD_ID = "shardId-00000000000000000000-00000000"  # the one shard MiniStack's Streams API has
+
+
+class StreamBatch:
+    """Stream positions [start, end) delivered to the function as one batch, with its failures so far."""
+
+    def __init__(self, start: int, end: int, retries: int = 0):
+        self.start, self.end, self.retries, self.invocations = start, end, retries, 0
+
+    def __repr__(self):
+        return f"StreamBatch({self.start}, {self.end}, retries={self.retries})"
+
+
+def _iso_millis(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+
+
+def _iso_seconds(at) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(at)))
+
+
+def stream_failure_record(function_config: dict, records: list[dict], stream_arn: str, condition: str,
+                          invocations: int, function_error: str | None) -> dict:
+    """The on-failure invocation record AWS sends for discarded DynamoDB stream records."""
+    now = time.time()
+    first, last = records[0]["dynamodb"], records[-1]["dynamodb"]
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": function_config.get("FunctionArn", ""),
+            "condition": condition,
+            "approximateInvokeCount": invocations,
+        },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": function_config.get("Version") or "$LATEST",
+            "functionError": function_error,
+        },
+        "version": "1.0",
+        "timestamp": _iso_millis(now),
+        "DDBStreamBatchInfo": {
+            "shardId": DDB_STREAM_SHARD_ID,
+            "startSequenceNumber": str(first["SequenceNumber"]),
+            "endSequenceNumber": str(last["SequenceNumber"]),
+            "approximateArrivalOfFirstRecord": _iso_seconds(first.get("ApproximateCreationDateTime", now)),
+            "approximateArrivalOfLastRecord": _iso_seconds(last.get("ApproximateCreationDateTime", now)),
+            "batchSize": len(records),
+            "streamArn": stream_arn,
+        },
+    }
+
+
+def _deliver_to_destination(destination: str, body: str) -> None:
+    """Sends an on-failure record to an SQS queue or SNS topic, as MiniStack's own ESM code does."""
+    lambda_svc = _lambda_service()
+    try:
+        service = lambda_svc.parse_arn(destination).service
+    except lambda_svc.ArnParseError:
+        log.warning("on-failure destination %s is not an ARN; record dropped", destination)
+        return
+    if service == "sqs":
+        from ministack.services import sqs
+        queue = sqs._queue_by_arn(destination)
+        if queue is None:
+            log.warning("on-failure queue %s does not exist; record dropped", destination)
+            return
+        now = time.time()
+        queue["messages"].append({
+            "id": str(uuid.uuid4()), "body": body, "md5_body": hashlib.md5(body.encode()).hexdigest(),
+            "md5_attrs": "", "receipt_handle": None, "sent_at": now, "visible_at": now + sqs.queue_delay(queue),
+            "receive_count": 0, "first_receive_at": None, "message_attributes": {},
+            "sys": {"SenderId": lambda_svc.get_account_id(), "SentTimestamp": str(int(now * 1000))},
+            "group_id": None, "dedup_id": None, "dedup_cache_key": None, "seq": None,
+        })
+        lambda_svc.esm_wake.set()
+    elif service == "sns":
+        from ministack.services import sns
+        if destination in sns._topics:
+            sns._fanout(destination, str(uuid.uuid4()), body, "Lambda ESM failure", "", {})
+    else:
+        log.warning("on-failure destination %s is neither SQS nor SNS; record dropped", destination)
+
+
+def _reported_failure(result: dict, delivered: list[dict]):
+    """For a ReportBatchItemFailures response: None (success), the lowest failed sequence number, or
+    "batch" when the response fails the whole batch (an empty, null or unknown itemIdentifier)."""
+    body = result.get("body")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    failures = body.get("batchItemFailures") if isinstance(body, dict) else None
+    if not failures:
+        return None
+    in_batch = {r["dynamodb"].get("SequenceNumber") for r in delivered}
+    identifiers = [f.get("itemIdentifier") if isinstance(f, dict) else None for f in failures]
+    if any(not i or i not in in_batch for i in identifiers):
+        return "batch"
+    return min(identifiers, key=int)
+
+
+def _flag(value) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def _install_stream_failure_semantics():
     lambda_svc = _lambda_service()
     dynamodb = _modules()[3]
-    execute = lambda_svc._execute_function
-    failures_at: dict[tuple[str, str], int] = {}  # (esm id, sequence number) -> attempts so far
+    pending: dict[str, list[StreamBatch]] = {}  # mapping UUID -> ranges to deliver next, from the checkpoint on
+    reports: dict[tuple[str, str], int] = {}  # (mapping UUID, sequence number) -> partial failure reports
 
-    def mapping_for(func: dict, stream_arn: str):
-        name = (func.get("config") or func).get("FunctionName", "")
-        for _, _, esm in lambda_svc._iter_all_esms():
-            target = str(esm.get("FunctionName", ""))
-            if esm.get("EventSourceArn") == stream_arn and (target == name or target.endswith(f":{name}")):
-                return esm
-        return None
+    def checkpoint(esm_id: str, position: int) -> None:
+        with lambda_svc._dynamodb_stream_positions_lock:
+            lambda_svc._dynamodb_stream_positions[esm_id] = position
 
-    def first_reported_failure(result: dict):
-        body = result.get("body")
-        if isinstance(body, str):
-            try:
-                body = json.loads(body)
-            except ValueError:
-                return None
-        failures = (body or {}).get("batchItemFailures") if isinstance(body, dict) else None
-        return (failures or [{}])[0].get("itemIdentifier") if failures else None
+    def done_with(esm_id: str, batch: StreamBatch, position: int) -> None:
+        """Everything before `position` is handled: the checkpoint moves there."""
+        queue = pending.setdefault(esm_id, [])
+        if queue and queue[0] is batch:
+            if position >= batch.end:
+                queue.pop(0)
+            else:
+                batch.start = position
+        checkpoint(esm_id, position)
 
-    def execute_honouring_partial_failures(func: dict, event: dict) -> dict:
-        result = execute(func, event)
-        records = event.get("Records") if isinstance(event, dict) else None
-        if result.get("error") or not records or records[0].get("eventSource") != "aws:dynamodb":
-            return result
-        stream_arn = records[0].get("eventSourceARN", "")
-        esm = mapping_for(func, stream_arn)
-        if esm is None or "ReportBatchItemFailures" not in esm.get("FunctionResponseTypes", []):
-            return result
-        failed = first_reported_failure(result)
-        if not failed:
-            return result
-        table_name, _ = lambda_svc._dynamodb_stream_table_from_arn_spec(parse_arn(stream_arn))
+    def retry_later(esm_id: str, batch: StreamBatch) -> None:
+        queue = pending.setdefault(esm_id, [])
+        if not (queue and queue[0] is batch):
+            queue.insert(0, batch)
+        lambda_svc._esm_backoff_until[esm_id] = time.time() + lambda_svc._ESM_BACKOFF_SECONDS
+
+    def discard(esm, func_rec, records, stream_arn, condition, invocations, function_error) -> None:
+        destination = ((esm.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        config = func_rec.get("config") or func_rec
+        record = stream_failure_record(config, records, stream_arn, condition, invocations, function_error)
+        if destination:
+            _deliver_to_destination(destination, json.dumps(record))
+        info = record["DDBStreamBatchInfo"]
+        log.info("%s: %d stream record(s) %s..%s discarded (%s after %d invocation(s))%s",
+                 config.get("FunctionName"), info["batchSize"], info["startSequenceNumber"],
+                 info["endSequenceNumber"], condition, invocations,
+                 f", sent to {destination}" if destination else "")
+
+    def poll_mapping(esm: dict) -> bool:
+        """One step of one mapping; True if its checkpoint moved."""
+        if not esm.get("Enabled", True):
+            return False
+        stream_arn = esm.get("EventSourceArn", "")
+        try:
+            spec = lambda_svc.parse_arn(stream_arn)
+        except lambda_svc.ArnParseError:
+            return False
+        if (spec.service != "dynamodb" or spec.account_id != lambda_svc.get_account_id()
+                or spec.region != lambda_svc.get_region()):
+            return False
+        table_stream = lambda_svc._dynamodb_stream_table_from_arn_spec(spec)
+        if table_stream is None:
+            return False
+        table_name = table_stream[0]
+        func_rec, _ = lambda_svc._get_func_record_for_qualifier(esm["FunctionName"], esm.get("Qualifier"))
+        if func_rec is None:
+            return False
+        table = dynamodb._tables.get(table_name)
+        if not table or table.get("LatestStreamArn") != stream_arn:
+            return False
+        horizon, end = dynamodb.stream_start_position(table_name), dynamodb.stream_end_position(table_name)
+        if end == horizon:
+            return False
         esm_id = esm["UUID"]
+        if lambda_svc._esm_backoff_until.get(esm_id, 0) > time.time():
+            return False
         with lambda_svc._dynamodb_stream_positions_lock:
-            position = lambda_svc._dynamodb_stream_positions[esm_id]
-        pending = dynamodb.stream_records_since(table_name, position, esm.get("BatchSize", 100))
-        index = next((i for i, r in enumerate(pending) if r["dynamodb"].get("SequenceNumber") == failed), None)
-        failure = {**result, "error": f"record {failed} reported as a batch item failure",
-                   "body": {"errorType": "BatchItemFailure", "errorMessage": f"record {failed} failed"}}
-        if index is None:
-            return failure  # an identifier that is not in the batch fails the whole batch, as on AWS
-        attempts = failures_at[(esm_id, failed)] = failures_at.get((esm_id, failed), 0) + 1
-        retries = esm.get("MaximumRetryAttempts", -1)
-        if retries is not None and 0 <= int(retries) < attempts:
-            lambda_svc._send_ddb_stream_failure_record(esm, func, [pending[index]], stream_arn, result,
-                                                       "RetryAttemptsExhausted")
-            failures_at.pop((esm_id, failed), None)
-            index += 1
-            log.info("stream record %s sent to the on-failure destination after %d attempts", failed, attempts)
-        with lambda_svc._dynamodb_stream_positions_lock:
-            lambda_svc._dynamodb_stream_positions[esm_id] = position + index
-        # Reported as an error so that the poller neither advances past our checkpoint nor spins.
-        return failure
+            positions = lambda_svc._dynamodb_stream_positions
+            if esm_id not in positions:
+                positions[esm_id] = horizon if esm.get("StartingPosition", "LATEST") == "TRIM_HORIZON" else end
+            position = positions[esm_id] = max(positions[esm_id], horizon)
+        queue = pending.setdefault(esm_id, [])
+        if queue and queue[0].start != position:
+            queue.clear()  # the checkpoint moved elsewhere (records expired, the mapping was reset)
+        if queue:
+            batch = queue[0]
+            raw = dynamodb.stream_records_since(table_name, position, batch.end - position)
+        else:
+            raw = dynamodb.stream_records_since(table_name, position, int(esm.get("BatchSize") or 100))
+            batch = StreamBatch(position, position + len(raw))
+        if not raw:
+            return False
+        batch.end = position + len(raw)
+        delivered = lambda_svc._apply_filter_criteria(raw, esm)
+        if not delivered:  # every record filtered out: handled
+            done_with(esm_id, batch, batch.end)
+            return True
+        name = (func_rec.get("config") or func_rec).get("FunctionName", esm["FunctionName"])
+        result = lambda_svc._execute_function(func_rec, {"Records": delivered})
+        if result.get("throttle"):  # not invoked: retried until the records expire, never counted
+            retry_later(esm_id, batch)
+            return False
+        batch.invocations += 1
+        failed = "batch" if result.get("error") else None
+        if failed is None and "ReportBatchItemFailures" in (esm.get("FunctionResponseTypes") or []):
+            failed = _reported_failure(result, delivered)
+        if failed is None:
+            for record in delivered if reports else ():
+                reports.pop((esm_id, record["dynamodb"].get("SequenceNumber")), None)
+            done_with(esm_id, batch, batch.end)
+            lambda_svc._esm_backoff_until.pop(esm_id, None)
+            esm["LastProcessingResult"] = f"OK - {len(delivered)} records"
+            if result.get("log"):
+                lambda_svc.logger.info("ESM: Lambda %s output:\n%s", name, result["log"])
+            return True
+        esm["LastProcessingResult"] = "FAILED"
+        retries = esm.get("MaximumRetryAttempts")
+        retries = -1 if retries is None else int(retries)
+        if failed != "batch":  # a partial batch failure: the records before the failed one are done
+            index = next(i for i, r in enumerate(raw) if r["dynamodb"].get("SequenceNumber") == failed)
+            count = reports[(esm_id, failed)] = reports.get((esm_id, failed), 0) + 1
+            if 0 <= retries < count:
+                reports.pop((esm_id, failed), None)
+                discard(esm, func_rec, [raw[index]], stream_arn, "RetryAttemptsExhausted", count, None)
+                done_with(esm_id, batch, batch.start + index + 1)
+                return True
+            done_with(esm_id, batch, batch.start + index)
+            if queue and queue[0] is batch:
+                retry_later(esm_id, batch)
+            else:  # the retry reads again from the checkpoint
+                lambda_svc._esm_backoff_until[esm_id] = time.time() + lambda_svc._ESM_BACKOFF_SECONDS
+            return index > 0
+        body = result.get("body") if isinstance(result.get("body"), dict) else {}
+        log.info("%s failed a batch of %d stream record(s): %s %s", name, len(delivered),
+                 body.get("errorType"), str(body.get("errorMessage", ""))[:200])
+        max_age = esm.get("MaximumRecordAgeInSeconds")
+        if max_age and int(max_age) > 0:
+            oldest = min(float(r["dynamodb"].get("ApproximateCreationDateTime", time.time())) for r in delivered)
+            if time.time() - oldest > int(max_age):
+                discard(esm, func_rec, delivered, stream_arn, "MaxRecordAgeExceeded", batch.invocations, "Unhandled")
+                done_with(esm_id, batch, batch.end)
+                return True
+        if _flag(esm.get("BisectBatchOnFunctionError")) and len(delivered) > 1:
+            split_at = delivered[(len(delivered) + 1) // 2]["dynamodb"]["SequenceNumber"]
+            split = batch.start + next(i for i, r in enumerate(raw) if r["dynamodb"]["SequenceNumber"] == split_at)
+            halves = [StreamBatch(batch.start, split, batch.retries), StreamBatch(split, batch.end, batch.retries)]
+            if queue and queue[0] is batch:
+                queue[0:1] = halves
+            else:
+                queue[0:0] = halves
+            lambda_svc._esm_backoff_until[esm_id] = time.time() + lambda_svc._ESM_BACKOFF_SECONDS
+            return False
+        if 0 <= retries <= batch.retries:
+            discard(esm, func_rec, delivered, stream_arn, "RetryAttemptsExhausted", batch.invocations, "Unhandled")
+            done_with(esm_id, batch, batch.end)
+            return True
+        batch.retries += 1
+        retry_later(esm_id, batch)
+        return False
 
-    lambda_svc._execute_function = execute_honouring_partial_failures
+    def poll_dynamodb_streams() -> bool:
+        moved = False
+        for account_id, region, esm in lambda_svc._iter_all_esms():
+            scope = lambda_svc._request_account_id.set(account_id), lambda_svc._request_region.set(region)
+            try:
+                moved = poll_mapping(esm) or moved
+            except Exception:  # one mapping's trouble must not stop the others
+                log.exception("stream event source mapping %s", esm.get("UUID"))
+            finally:
+                lambda_svc._request_region.reset(scope[1])
+                lambda_svc._request_account_id.reset(scope[0])
+        return moved
+
+    lambda_svc._poll_dynamodb_streams = poll_dynamodb_streams
 
 
 # --- Fix 8: an HTTP API's CorsConfiguration from a template takes effect -------------------------
@@ -595,7 +859,7 @@ def main():
     _install_runtime_api_nodelay()
     _install_complete_prompt_logs()
     _install_logging_config_env()
-    _install_stream_partial_batch_failures()
+    _install_stream_failure_semantics()
     _install_http_api_cors_and_throttling()
     _install_metric_math_alarms()
     _start_ttl_reaper(interval)

@@ -4,10 +4,13 @@ Each test names the AWS behaviour it checks. If one fails after a MiniStack upgr
 the product) needs attention.
 """
 
+import io
 import json
+import re
 import statistics
 import threading
 import time
+import zipfile
 
 import pytest
 
@@ -138,3 +141,149 @@ def test_every_line_an_invocation_writes_is_in_its_own_log(stack):
     assert len(new) >= 20
     for lines in new:
         assert lines[0].startswith("START") and any('"BackstopRepairs"' in line for line in lines), lines
+
+
+# --- Stream failures (fix 7): a function of the self-test's own on a table of its own -------------
+
+# Records its batches in a file the test reads; a record whose id starts with "poison" fails: the
+# whole invocation (FAIL=raise) or as a reported batch item failure (FAIL=report).
+STREAM_CONSUMER = '''
+import json, os
+
+def handler(event, context):
+    ids = [r["dynamodb"]["Keys"]["id"]["S"] for r in event["Records"]]
+    with open(os.environ["TRACE"], "a") as trace:
+        trace.write(json.dumps(ids) + "\\n")
+    poison = [r["dynamodb"]["SequenceNumber"] for r in event["Records"]
+              if r["dynamodb"]["Keys"]["id"]["S"].startswith("poison")]
+    if poison and os.environ["FAIL"] == "report":
+        return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in poison]}
+    if poison:
+        raise RuntimeError("a poison record")
+    return {"batchItemFailures": []}
+'''
+ISO_MILLIS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+ISO_SECONDS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+
+
+def zipped(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def stream_failure(stack, tmp_path):
+    """stream_failure(fail, bisect, ids): writes records with these ids to a new table, maps a new
+    consumer to its stream (BatchSize 10, MaximumRetryAttempts 1, an SQS on-failure destination), waits
+    until the mapping is through, and returns what happened: the batches the function saw (their
+    ids), the on-failure records sent, the records by id as the Streams API reads them, the stream."""
+    lambda_, sqs, created = stack.client("lambda"), stack.client("sqs"), []
+
+    def run(fail: str, bisect: bool, ids: list[str]):
+        name = unique_id("fidelity-stream")
+        trace = tmp_path / f"{name}.trace"
+        table = stack.dynamodb.create_table(
+            TableName=name, BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})["TableDescription"]
+        queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        lambda_.create_function(FunctionName=name, Runtime="python3.11", Handler="consumer.handler",
+                                Role="arn:aws:iam::000000000000:role/fidelity",
+                                Code={"ZipFile": zipped({"consumer.py": STREAM_CONSUMER})},
+                                Environment={"Variables": {"TRACE": str(trace), "FAIL": fail}})
+        for item_id in ids:  # all in the stream before the mapping reads it: one first batch
+            stack.dynamodb.put_item(TableName=name, Item={"id": {"S": item_id}})
+        mapping = lambda_.create_event_source_mapping(
+            FunctionName=name, EventSourceArn=table["LatestStreamArn"], StartingPosition="TRIM_HORIZON",
+            BatchSize=10, MaximumRetryAttempts=1, BisectBatchOnFunctionError=bisect,
+            DestinationConfig={"OnFailure": {"Destination": queue_arn}},
+            FunctionResponseTypes=["ReportBatchItemFailures"] if fail == "report" else [])
+        created.append((name, mapping["UUID"], queue_url))
+        received = []
+
+        def on_failure_records():
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            received.extend(json.loads(m["Body"]) for m in messages)
+            return received
+
+        wait_for(on_failure_records, timeout=30, what="an on-failure record")
+        seen = -1
+        while seen != len(trace.read_text().splitlines()):  # until the mapping has been idle for 2.5 s
+            seen = len(trace.read_text().splitlines())
+            time.sleep(2.5)
+        on_failure_records()
+        records = {r["dynamodb"]["Keys"]["id"]["S"]: r for r in read_stream(stack.client("dynamodbstreams"),
+                                                                               table["LatestStreamArn"])}
+        return {"batches": [json.loads(line) for line in trace.read_text().splitlines()], "discarded": received,
+                "records": records, "stream_arn": table["LatestStreamArn"]}
+
+    yield run
+    for name, mapping, queue_url in created:
+        lambda_.delete_event_source_mapping(UUID=mapping)
+        lambda_.delete_function(FunctionName=name)
+        stack.dynamodb.delete_table(TableName=name)
+        sqs.delete_queue(QueueUrl=queue_url)
+
+
+def assert_on_failure_record(stack, run, function_error, invocations, ids):
+    """AWS's documented invocation record for a DynamoDB stream, the only one sent, naming exactly
+    the records with these ids."""
+    [record] = run["discarded"]
+    records = [run["records"][i] for i in ids]
+    assert set(record) == {"requestContext", "responseContext", "version", "timestamp", "DDBStreamBatchInfo"}
+    context = record["requestContext"]
+    assert set(context) == {"requestId", "functionArn", "condition", "approximateInvokeCount"}
+    assert (context["condition"], context["approximateInvokeCount"]) == ("RetryAttemptsExhausted", invocations)
+    assert context["functionArn"].startswith("arn:aws:lambda:") and ":function:fidelity-stream-" in context["functionArn"]
+    assert record["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": function_error}
+    assert record["version"] == "1.0" and re.fullmatch(ISO_MILLIS, record["timestamp"])
+    info = record["DDBStreamBatchInfo"]
+    streams = stack.client("dynamodbstreams")
+    [shard] = streams.describe_stream(StreamArn=info["streamArn"])["StreamDescription"]["Shards"]
+    assert info == {
+        "shardId": shard["ShardId"],
+        "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+        "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+        "approximateArrivalOfFirstRecord": info["approximateArrivalOfFirstRecord"],
+        "approximateArrivalOfLastRecord": info["approximateArrivalOfLastRecord"],
+        "batchSize": len(records),
+        "streamArn": run["stream_arn"],
+    }
+    assert re.fullmatch(ISO_SECONDS, info["approximateArrivalOfFirstRecord"])
+    assert re.fullmatch(ISO_SECONDS, info["approximateArrivalOfLastRecord"])
+    # The range is readable through the Streams API from what the record says, as a redrive reads it.
+    iterator = streams.get_shard_iterator(StreamArn=info["streamArn"], ShardId=info["shardId"],
+                                          ShardIteratorType="AT_SEQUENCE_NUMBER",
+                                          SequenceNumber=info["startSequenceNumber"])["ShardIterator"]
+    first = streams.get_records(ShardIterator=iterator, Limit=1)["Records"][0]
+    assert first["dynamodb"]["SequenceNumber"] == info["startSequenceNumber"]
+
+
+def test_a_function_error_bisects_the_batch_and_discards_the_poison_record_alone(stack, stream_failure):
+    """AWS: with BisectBatchOnFunctionError a failed batch is split in two and each half retried;
+    splitting does not count towards MaximumRetryAttempts; the records that still fail are discarded
+    to the OnFailure destination and the shard moves on. Here: halves down to the poison record, which
+    is invoked 1 + MaximumRetryAttempts times, then its neighbours go on."""
+    run = stream_failure("raise", True, ["a", "b", "poison", "d", "e"])
+    assert run["batches"] == [["a", "b", "poison", "d", "e"], ["a", "b", "poison"], ["a", "b"], ["poison"], ["poison"],
+                              ["d", "e"]]
+    assert_on_failure_record(stack, run, "Unhandled", 2, ["poison"])
+
+
+def test_without_bisection_a_failed_batch_is_retried_whole_then_discarded_whole(stack, stream_failure):
+    run = stream_failure("raise", False, ["a", "b", "poison", "d", "e"])
+    assert run["batches"] == [["a", "b", "poison", "d", "e"]] * 2
+    assert_on_failure_record(stack, run, "Unhandled", 2, ["a", "b", "poison", "d", "e"])
+
+
+def test_a_reported_batch_item_failure_is_retried_from_it_and_then_discarded_alone(stack, stream_failure):
+    """AWS (ReportBatchItemFailures): Lambda checkpoints before the lowest reported sequence number and
+    retries from it. The invocations succeeded, so the record shows no function error."""
+    run = stream_failure("report", True, ["a", "b", "poison", "d", "e"])
+    assert run["batches"] == [["a", "b", "poison", "d", "e"], ["poison", "d", "e"], ["d", "e"]]
+    assert_on_failure_record(stack, run, None, 2, ["poison"])

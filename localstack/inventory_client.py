@@ -11,6 +11,7 @@ import json
 import os
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +157,48 @@ class Stack:
     def function_log_messages(self, name_contains: str = "") -> list[tuple[str, str]]:
         """(log group, message) of every line the stack's functions logged (see function_log_events)."""
         return [(group, event["message"]) for group, event in self.function_log_events(name_contains)]
+
+    # The local AWS's run-time controls (localstack/ministack_faithful.py, "The control endpoint"):
+    # only on the MiniStack the launcher started, never on AWS.
+    def faithful(self, method: str, path: str, body: dict | None = None) -> dict:
+        response = self.http.request(method, f"{self.description['endpoint']}/_faithful/{path}", json=body,
+                                     timeout=30)
+        if response.status_code >= 300:
+            raise AssertionError(f"{method} /_faithful/{path}: {response.status_code} {response.text}")
+        return response.json()
+
+    def pause_ttl(self) -> dict:
+        """DynamoDB TTL stops deleting expired items (as AWS may, for hours) until resume_ttl()."""
+        return self.faithful("POST", "ttl/pause")
+
+    def resume_ttl(self) -> dict:
+        return self.faithful("POST", "ttl/resume")
+
+    def reap_ttl(self) -> int:
+        """One TTL pass now, paused or not; the number of items it deleted."""
+        return self.faithful("POST", "ttl/reap")["reaped"]
+
+    @contextmanager
+    def ttl_paused(self):
+        self.pause_ttl()
+        try:
+            yield
+        finally:
+            self.resume_ttl()
+
+    def arm_fault(self, operation: str, table: str | None = None, count: int = 1, service: str = "dynamodb") -> dict:
+        """The next `count` successful calls of `operation` (on `table`, if given) are applied and then
+        answered 500 InternalServerError, so the SDK retries them ("applied, answer lost")."""
+        spec = {"service": service, "operation": operation, "count": count}
+        if table:
+            spec["table"] = table
+        return self.faithful("POST", "faults", spec)
+
+    def faults(self) -> list[dict]:
+        return self.faithful("GET", "faults")["faults"]
+
+    def clear_faults(self) -> int:
+        return self.faithful("DELETE", "faults")["cleared"]
 
     def stream_records(self, table_key: str, product_or_id: str) -> list[dict]:
         """The table's stream records for one key, reshaped as Lambda delivers them."""

@@ -5,6 +5,9 @@ MiniStack is pinned (requirements.txt); every internal a fix touches is fingerpr
 MiniStack whose internals differ stops here with a clear error instead of running unfaithfully.
 Product code never special-cases the emulator: these fixes are the only place that knows.
 
+At run time it also serves a control endpoint, /_faithful/..., on MiniStack's port: pause and resume
+the TTL reaper, arm faults (see "The control endpoint" below and ../README.md).
+
 Usage: python ministack_faithful.py            (GATEWAY_PORT, BIND_HOST, TTL_REAPER_INTERVAL_SECONDS)
        python ministack_faithful.py --check    (verify the fingerprints and exit)
        python ministack_faithful.py --fingerprints (print them, to re-pin after reviewing an upgrade)
@@ -25,6 +28,7 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from importlib.metadata import version
 
 PINNED_VERSION = "1.5.33"
@@ -64,6 +68,9 @@ FINGERPRINTS = {
     "dynamodb.stream_end_position": "d0483912696df38d9e0f06251f452197cafd4283e56d2ff1565180905f5897a3",
     "dynamodb_streams._describe_stream": "8971045db3134ac91c65d4100e2c748717ee62ffb1c72f34ccb9edf4867f45d3",
     "sqs._queue_by_arn": "b4981875c8186c194675ead2fe848fb6902c7a15e0f31cef586da2d4d665189e",
+    "dynamodb.handle_request": "1201f2ac993ce1a07339816d280e7b86da8395988b41f91ce72caade86e12406",
+    "app._lazy_handler": "6cfcc348de12319333bbd624b85d014cf607ecb009913996b6206122ba8650cd",
+    "app.main": "aae886212adbdc544e4d253fa9ee5db1b6c690ef85b8421df796fbdc095ed4ee",
 }
 
 TTL_REAPER_THREAD = "dynamodb-ttl-reaper"
@@ -170,7 +177,10 @@ def _relied_on():
         "dynamodb.stream_end_position": dynamodb.stream_end_position,
         "dynamodb_streams._describe_stream": _streams_service()._describe_stream,
         "sqs._queue_by_arn": _sqs_service()._queue_by_arn,
-                }
+        "dynamodb.handle_request": dynamodb.handle_request,
+        "app._lazy_handler": _modules()[0]._lazy_handler,
+        "app.main": _modules()[0].main,
+    }
 
 
 def check_fingerprints():
@@ -192,6 +202,10 @@ def check_fingerprints():
 # AWS gives no bound ("typically within a few days"); locally a short interval keeps tests fast.
 # The deletes run on MiniStack's event loop, where its API handlers run, so a TTL delete is atomic
 # with respect to every other write, as a TTL delete is on AWS.
+# --- Feature 11: the TTL reaper can be paused and resumed at run time ---------------------------
+# On AWS expired items may stay for hours or days before TTL deletes them; a test makes that happen
+# with POST /_faithful/ttl/pause (and /resume, or /reap for one pass now; see the control endpoint).
+# The pause is checked on the event loop, in the pass itself, so no pass starts after it answered.
 
 _ttl_delete = contextvars.ContextVar("ttl_delete", default=False)
 
@@ -265,17 +279,32 @@ def reap_expired_items(now: float | None = None) -> int:
     return reaped
 
 
+class TtlReaper:
+    """Whether the reaper runs, and how often; changed at run time through the control endpoint."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.paused = threading.Event()
+
+    def state(self) -> dict:
+        return {"paused": self.paused.is_set(), "interval_seconds": self.interval}
+
+
+TTL_REAPER = TtlReaper(float(os.environ.get("TTL_REAPER_INTERVAL_SECONDS", "1")))
+
+
 def _start_ttl_reaper(interval: float):
     app = _modules()[0]
+    TTL_REAPER.interval = interval
 
     async def reap_on_loop():
-        return reap_expired_items()
+        return 0 if TTL_REAPER.paused.is_set() else reap_expired_items()
 
     def loop_forever():
         while True:
-            time.sleep(interval)
+            time.sleep(TTL_REAPER.interval)
             loop = app._MAIN_LOOP
-            if loop is None:
+            if loop is None or TTL_REAPER.paused.is_set():
                 continue
             try:
                 reaped = asyncio.run_coroutine_threadsafe(reap_on_loop(), loop).result(timeout=30)
@@ -841,6 +870,183 @@ def _install_metric_math_alarms():
     provisioners._cw_metric_alarm_record = record_with_metric_math
 
 
+# --- Feature 12: a fault for "applied, answer lost" -----------------------------------------------
+# On AWS a write can be applied and its answer still fail to reach the caller (a 500, a dropped
+# connection); the SDK then retries the call (DynamoDB: InternalServerError, HTTP 500, "OK to retry?
+# Yes"), and a write that is not idempotent is applied twice, e.g. an UpdateItem ADD (the DynamoDB
+# guide: atomic counters are not idempotent). TransactWriteItems is not: the SDK sends a
+# ClientRequestToken, and DynamoDB answers a retry with the same token from its first result for ten
+# minutes (MiniStack keeps that too). Armed through the control endpoint:
+#   POST /_faithful/faults {"service": "dynamodb", "operation": "UpdateItem", "table": "t", "count": 1}
+# makes the next `count` calls of that operation (on that table, if named; a transaction or batch
+# matches if any of its items names it) that succeed be applied as usual and then answered
+#   500 {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "Internal server error"}
+# in DynamoDB's JSON error shape. A call that fails anyway is answered as it is and not counted.
+
+DYNAMODB_INTERNAL_ERROR = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                                      "message": "Internal server error"}, separators=(",", ":")).encode()
+FAULT_KINDS = ("applied-answer-lost",)
+
+
+class Faults:
+    """The armed faults; the control endpoint and the service handlers both run on the event loop."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.armed: list[dict] = []
+
+    def arm(self, spec: dict) -> dict:
+        kind = spec.get("kind", "applied-answer-lost")
+        service, operation, table = spec.get("service"), spec.get("operation"), spec.get("table")
+        count = spec.get("count", 1)
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {list(FAULT_KINDS)}")
+        if service != "dynamodb":
+            raise ValueError('service must be "dynamodb"')
+        if not isinstance(operation, str) or not operation:
+            raise ValueError("operation must name a DynamoDB operation, e.g. UpdateItem")
+        if table is not None and (not isinstance(table, str) or not table):
+            raise ValueError("table, if given, must be a table name")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError("count must be a whole number from 1")
+        fault = {"id": str(uuid.uuid4()), "kind": kind, "service": service, "operation": operation,
+                 "table": table, "count": count, "remaining": count}
+        with self.lock:
+            self.armed.append(fault)
+        log.info("fault armed: %s", fault)
+        return dict(fault)
+
+    def take(self, service: str, operation: str, tables: set[str]) -> dict | None:
+        """The first armed fault matching this call, counted down; None if none matches."""
+        with self.lock:
+            for fault in self.armed:
+                if (fault["remaining"] > 0 and fault["service"] == service and fault["operation"] == operation
+                        and (fault["table"] is None or fault["table"] in tables)):
+                    fault["remaining"] -= 1
+                    return dict(fault)
+        return None
+
+    def listed(self) -> list[dict]:
+        with self.lock:
+            return [dict(f) for f in self.armed]
+
+    def clear(self) -> int:
+        with self.lock:
+            cleared, self.armed = len(self.armed), []
+        return cleared
+
+
+FAULTS = Faults()
+
+
+def _table_name(name) -> str | None:
+    if not isinstance(name, str):
+        return None
+    return name.split(":table/", 1)[1].split("/", 1)[0] if ":table/" in name else name  # a table ARN
+
+
+def dynamodb_request_tables(data: dict) -> set[str]:
+    """The tables a DynamoDB request names: TableName, a transaction's items, a batch's tables."""
+    names = {data.get("TableName")}
+    for item in data.get("TransactItems") or []:
+        if isinstance(item, dict):
+            names |= {(op or {}).get("TableName") for op in item.values() if isinstance(op, dict)}
+    names |= set(data.get("RequestItems") or {})
+    return {t for t in map(_table_name, names) if t}
+
+
+def _install_faults():
+    dynamodb = _modules()[3]
+    handle = dynamodb.handle_request
+
+    async def handle_with_faults(method, path, headers, body, query_params):
+        response = await handle(method, path, headers, body, query_params)
+        if not FAULTS.armed or not 200 <= response[0] < 300:
+            return response
+        operation = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            return response
+        fault = FAULTS.take("dynamodb", operation, dynamodb_request_tables(data if isinstance(data, dict) else {}))
+        if fault is None:
+            return response
+        log.info("fault %s: %s applied, answered 500 InternalServerError (%d left)",
+                 fault["id"], operation, fault["remaining"])
+        return 500, {"Content-Type": "application/x-amz-json-1.0",
+                     "x-amzn-RequestId": str(uuid.uuid4()),
+                     "x-amz-crc32": str(zlib.crc32(DYNAMODB_INTERNAL_ERROR) & 0xFFFFFFFF)}, DYNAMODB_INTERNAL_ERROR
+
+    dynamodb.handle_request = handle_with_faults
+
+
+# --- The control endpoint: /_faithful/... on MiniStack's own port --------------------------------
+#   GET    /_faithful               the TTL reaper's state and the armed faults
+#   GET    /_faithful/ttl           {"paused", "interval_seconds"}
+#   POST   /_faithful/ttl/pause     stop deleting expired items (as AWS may for hours)
+#   POST   /_faithful/ttl/resume    start again
+#   POST   /_faithful/ttl/reap      one pass now, paused or not: {"reaped": n}
+#   GET    /_faithful/faults        the armed faults, with what remains of each
+#   POST   /_faithful/faults        arm one (Feature 12): 201 the fault
+#   DELETE /_faithful/faults        disarm all: {"cleared": n}
+# Not AWS: a local test's way to make AWS's rarer behaviours happen on cue. The launcher serves it by
+# wrapping MiniStack's ASGI app, which MiniStack's main() serves by its module-level name.
+
+CONTROL_PREFIX = "/_faithful"
+
+
+def control(method: str, path: str, body: bytes) -> tuple[int, dict]:
+    route = path.rstrip("/")[len(CONTROL_PREFIX):] or "/"
+    if (method, route) == ("GET", "/"):
+        return 200, {"ttl": TTL_REAPER.state(), "faults": FAULTS.listed()}
+    if (method, route) == ("GET", "/ttl"):
+        return 200, TTL_REAPER.state()
+    if (method, route) == ("POST", "/ttl/pause"):
+        TTL_REAPER.paused.set()
+        log.info("TTL reaper paused")
+        return 200, TTL_REAPER.state()
+    if (method, route) == ("POST", "/ttl/resume"):
+        TTL_REAPER.paused.clear()
+        log.info("TTL reaper resumed")
+        return 200, TTL_REAPER.state()
+    if (method, route) == ("POST", "/ttl/reap"):
+        return 200, {"reaped": reap_expired_items()}
+    if (method, route) == ("GET", "/faults"):
+        return 200, {"faults": FAULTS.listed()}
+    if (method, route) == ("DELETE", "/faults"):
+        return 200, {"cleared": FAULTS.clear()}
+    if (method, route) == ("POST", "/faults"):
+        try:
+            spec = json.loads(body or b"{}")
+            if not isinstance(spec, dict):
+                raise ValueError("the body must be a JSON object")
+            return 201, FAULTS.arm(spec)
+        except ValueError as err:
+            return 400, {"message": str(err)}
+    return 404, {"message": f"no control route {method} {path}"}
+
+
+def _install_control_endpoint():
+    app = _modules()[0]
+    serve = app.app
+
+    async def app_with_control(scope, receive, send):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path != CONTROL_PREFIX and not path.startswith(CONTROL_PREFIX + "/"):
+            return await serve(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        status, answer = control(scope["method"], path, body)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+
+    app.app = app_with_control
+
+
 def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _import_ministack_without_its_ttl_reaper()
@@ -862,8 +1068,10 @@ def main():
     _install_stream_failure_semantics()
     _install_http_api_cors_and_throttling()
     _install_metric_math_alarms()
+    _install_faults()
+    _install_control_endpoint()
     _start_ttl_reaper(interval)
-    log.info("fidelity fixes applied (TTL reaper every %.1fs)", interval)
+    log.info("fidelity fixes applied (TTL reaper every %.1fs; control endpoint %s)", interval, CONTROL_PREFIX)
     from ministack.app import main as ministack_main
     sys.argv = sys.argv[:1]
     ministack_main()

@@ -12,7 +12,9 @@ import threading
 import time
 import zipfile
 
+import boto3
 import pytest
+from botocore.config import Config as BotoConfig
 
 from support import read_stream, unique_id, wait_for
 
@@ -287,3 +289,87 @@ def test_a_reported_batch_item_failure_is_retried_from_it_and_then_discarded_alo
     run = stream_failure("report", True, ["a", "b", "poison", "d", "e"])
     assert run["batches"] == [["a", "b", "poison", "d", "e"], ["poison", "d", "e"], ["d", "e"]]
     assert_on_failure_record(stack, run, None, 2, ["poison"])
+
+
+# --- The TTL reaper can be paused (AWS may leave expired items for hours) -------------------------
+
+def test_the_ttl_reaper_pauses_resumes_and_reaps_on_request(stack, ttl_table):
+    held, reaped = unique_id("TTL"), unique_id("TTL")
+    with stack.ttl_paused():
+        assert stack.faithful("GET", "ttl")["paused"] is True
+        put_item(stack, ttl_table, held, {"N": str(int(time.time()) - 1)})
+        time.sleep(3)  # three of the stack's reaper intervals
+        assert exists(stack, ttl_table, held), "an expired item stays while the reaper is paused"
+        assert stack.reap_ttl() >= 1  # one pass on request, paused or not
+        assert not exists(stack, ttl_table, held)
+        put_item(stack, ttl_table, reaped, {"N": str(int(time.time()) - 1)})
+        time.sleep(2)
+        assert exists(stack, ttl_table, reaped)
+    assert stack.faithful("GET", "ttl")["paused"] is False
+    wait_for(lambda: not exists(stack, ttl_table, reaped), timeout=10, what="the resumed reaper")
+    for item in (held, reaped):
+        [record] = wait_for(lambda: removes_of(stack, ttl_table, item), timeout=5, what="the REMOVE record")
+        assert record["userIdentity"] == TTL_SERVICE_IDENTITY
+
+
+# --- Applied, answer lost: the SDK's retry applies a write that is not idempotent again -----------
+
+@pytest.fixture
+def counter_table(stack):
+    name = unique_id("fidelity-counter")
+    stack.dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    yield name
+    stack.clear_faults()
+    stack.dynamodb.delete_table(TableName=name)
+
+
+def test_a_write_applied_whose_answer_is_lost_is_applied_again_by_the_sdks_retry(stack, counter_table):
+    """AWS: a 500 InternalServerError is "OK to retry", and the SDKs retry it; a write whose answer was
+    lost was applied, so an UpdateItem ADD (not idempotent) counts twice. A TransactWriteItems retry
+    carries the same ClientRequestToken, which DynamoDB answers from the first result: applied once."""
+    key = {"id": {"S": "counter"}}
+
+    def add_one(client=stack.dynamodb):
+        client.update_item(TableName=counter_table, Key=key, UpdateExpression="ADD n :one",
+                           ExpressionAttributeValues={":one": {"N": "1"}})
+
+    def counter() -> int:
+        return int(stack.dynamodb.get_item(TableName=counter_table, Key=key, ConsistentRead=True)["Item"]["n"]["N"])
+
+    other = stack.arm_fault("UpdateItem", table=unique_id("another-table"))
+    fault = stack.arm_fault("UpdateItem", table=counter_table, count=1)
+    assert (fault["remaining"], fault["kind"]) == (1, "applied-answer-lost")
+    add_one()  # boto3 is answered 500 and retries
+    assert counter() == 2
+    remaining = {f["id"]: f["remaining"] for f in stack.faults()}
+    assert (remaining[other["id"]], remaining[fault["id"]]) == (1, 0)
+
+    # Without retries the caller sees the lost answer: DynamoDB's JSON error, as boto3 parses AWS's.
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                                    region_name=stack.description["region"])
+    no_retries = session.client("dynamodb", endpoint_url=stack.description["endpoint"],
+                                config=BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"}))
+    stack.arm_fault("UpdateItem", table=counter_table)
+    with pytest.raises(no_retries.exceptions.InternalServerError) as lost:
+        add_one(no_retries)
+    assert lost.value.response["Error"] == {"Code": "InternalServerError", "Message": "Internal server error"}
+    assert lost.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert counter() == 3, "applied all the same"
+
+    # A call that fails anyway keeps its own answer and does not use up the fault.
+    stack.arm_fault("UpdateItem", table=counter_table)
+    with pytest.raises(stack.dynamodb.exceptions.ConditionalCheckFailedException):
+        stack.dynamodb.update_item(TableName=counter_table, Key=key, UpdateExpression="ADD n :one",
+                                   ConditionExpression="n > :big",
+                                   ExpressionAttributeValues={":one": {"N": "1"}, ":big": {"N": "100"}})
+    add_one()
+    assert counter() == 5
+
+    stack.arm_fault("TransactWriteItems", table=counter_table)
+    stack.dynamodb.transact_write_items(TransactItems=[{"Update": {
+        "TableName": counter_table, "Key": key, "UpdateExpression": "ADD n :one",
+        "ExpressionAttributeValues": {":one": {"N": "1"}}}}])
+    assert counter() == 6
+    assert all(f["remaining"] == 0 for f in stack.faults() if f["table"] == counter_table)

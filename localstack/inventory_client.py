@@ -7,6 +7,7 @@ through the AWS SDK. The integration tests and the tester scenarios both use it.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -50,6 +51,8 @@ class Stack:
                                         region_name=self.description["region"])
         self.client = lambda service: session.client(service, endpoint_url=self.description["endpoint"])
         self.dynamodb = self.client("dynamodb")
+        self.carts: dict[str, str] = {}  # reservation id -> the Cart-Token that placed it
+        self.key_carts: dict[str, str] = {}  # Idempotency-Key -> the cart that sent it
 
     def get(self, path: str, **kwargs) -> requests.Response:
         return self.http.get(f"{self.api_url}{path}", timeout=10, **kwargs)
@@ -62,16 +65,33 @@ class Stack:
             headers["Authorization"] = f"Bearer {token}"
         return requests.request(method, f"{self.api_url}{path}", headers=headers, timeout=30, **kwargs)
 
-    def reserve(self, product: str, quantity, warehouse: str | None = None, key: str | None = None):
+    # Holds belong to a cart (the Cart-Token header). Without `cart`, each reserve is a new shopper's
+    # cart (a retry with the same Idempotency-Key comes from the same cart, as a client retries), and
+    # the client remembers which cart placed which hold, so commit and release show it.
+    def reserve(self, product: str, quantity, warehouse: str | None = None, key: str | None = None,
+                cart: str | None = None, token: str | None = None):
         body = {"quantity": quantity} if warehouse is None else {"quantity": quantity, "warehouse_id": warehouse}
-        return self.call("POST", f"/inventory/{product}/reserve", json=body,
-                         headers={"Idempotency-Key": key} if key else None)
+        cart = cart or (self.key_carts.setdefault(key, new_cart_token()) if key else new_cart_token())
+        headers = {"Cart-Token": cart, **({"Idempotency-Key": key} if key else {})}
+        response = self.call("POST", f"/inventory/{product}/reserve", token, json=body, headers=headers)
+        if response.status_code in (200, 201):
+            self.carts[response.json()["reservation_id"]] = cart
+        return response
 
-    def commit(self, product: str, reservation_id: str, token: str):
-        return self.call("PUT", f"/inventory/{product}", token, json={"reservation_id": reservation_id})
+    def cart_of(self, reservation_id: str) -> str | None:
+        return self.carts.get(reservation_id)
 
-    def release(self, product: str, reservation_id: str):
-        return self.call("DELETE", f"/inventory/{product}/reservations/{reservation_id}")
+    def commit(self, product: str, reservation_id: str, token: str, cart: str | None = None):
+        return self.call("PUT", f"/inventory/{product}", token, json={"reservation_id": reservation_id},
+                         headers=self._cart_header(reservation_id, cart))
+
+    def release(self, product: str, reservation_id: str, cart: str | None = None, token: str | None = None):
+        return self.call("DELETE", f"/inventory/{product}/reservations/{reservation_id}", token,
+                         headers=self._cart_header(reservation_id, cart))
+
+    def _cart_header(self, reservation_id: str, cart: str | None) -> dict:
+        cart = cart or self.carts.get(reservation_id)
+        return {"Cart-Token": cart} if cart else {}
 
     def admin_put(self, product: str, body: dict, token: str):
         return self.call("PUT", f"/inventory/{product}", token, json=body)
@@ -121,7 +141,8 @@ class Stack:
             "product_id": {"S": product_id}, "warehouse_id": {"S": warehouse_id},
             "stock_count": {"N": str(stock)}, "reserved_count": {"N": str(reserved)},
             "available_count": {"N": str(stock - reserved)}, "threshold_level": {"N": str(threshold)},
-            "version": {"N": "1"}, "last_updated": {"S": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            "version": {"N": "1"}, "sequence": {"N": "1"},
+            "last_updated": {"S": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         })
 
 
@@ -277,6 +298,11 @@ class AlertInbox:
             if len(alerts) == seen:
                 return alerts
             seen = len(alerts)
+
+
+def new_cart_token() -> str:
+    """A cart's secret, as the product page makes one: 32 random bytes, base64url."""
+    return base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
 
 
 def unique_id(prefix: str = "T") -> str:

@@ -7,7 +7,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
 
-from inventory_client import AlertInbox, Stack, read_stream, unique_id, wait_for  # noqa: E402,F401
+from inventory_client import AlertInbox, Stack, new_cart_token, read_stream, unique_id, wait_for  # noqa: E402,F401
 
 
 def assert_error(response: requests.Response, status: int, code: str) -> dict:

@@ -7,6 +7,7 @@ export interface ErrorBody {
   available?: number;
   current_version?: number;
   stock_count?: number;
+  limit?: number;
   field?: string;
 }
 
@@ -29,6 +30,7 @@ export interface RequestOptions {
   body?: unknown;
   token?: string;
   idempotencyKey?: string;
+  cartToken?: string;
 }
 
 export async function apiRequest<T>(apiUrl: string, method: string, path: string, options: RequestOptions = {}): Promise<T> {
@@ -36,6 +38,7 @@ export async function apiRequest<T>(apiUrl: string, method: string, path: string
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
   if (options.token) headers["Authorization"] = `Bearer ${options.token}`;
   if (options.idempotencyKey) headers["Idempotency-Key"] = options.idempotencyKey;
+  if (options.cartToken) headers["Cart-Token"] = options.cartToken;
   let response: Response;
   try {
     response = await fetch(`${apiUrl}${path}`, {

@@ -25,6 +25,12 @@ export function explain(error: unknown): string {
       return `That would take stock below zero: there are ${body.stock_count ?? 0} on hand.`;
     case "STOCK_ABOVE_LIMIT":
       return `That would take stock past the most one item can hold: there are ${body.stock_count ?? 0} on hand.`;
+    case "CART_UNITS_LIMIT":
+      return `A cart may hold at most ${body.limit ?? "a few"} of this product. Check out or remove some first.`;
+    case "CART_HOLDS_LIMIT":
+      return `Your cart is full (${body.limit ?? "the most"} items on hold). Check out or remove an item first.`;
+    case "IDEMPOTENCY_KEY_REUSED":
+      return "That request was already made with different details. Please try again.";
     case "VERSION_CONFLICT":
       return "Someone else changed this item while you were editing it. Check the current numbers and save again.";
     case "INVALID_INPUT":

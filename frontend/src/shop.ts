@@ -5,11 +5,12 @@ import { type Config, loadConfig } from "./config";
 import { ID_PATTERN, MAX_HOLD_QUANTITY, MAX_ID_LEN } from "./limits";
 import { explain } from "./messages";
 import { byId, countdown, el, say, secondsAgo, show } from "./ui";
-import { newIdempotencyKey } from "./keys";
+import { cartToken, newIdempotencyKey } from "./keys";
 
 interface WarehouseAvailability {
   warehouse_id: string;
   available: number;
+  max_per_cart?: number;
   threshold_level: number;
   status: string;
 }
@@ -93,9 +94,14 @@ function productName(id: string): string {
 }
 
 /** A hold comes from one warehouse, so one hold can take at most what the best-stocked one has. */
+// The most one hold may take: what the best warehouse has for sale, within the product's units per
+// cart less what this cart already holds of it (the API refuses more, CART_UNITS_LIMIT).
 function mostPerHold(availability: ProductAvailability): number {
   const best = Math.max(0, ...availability.warehouses.map((warehouse) => warehouse.available));
-  return Math.min(best, MAX_HOLD_QUANTITY);
+  const perCart = Math.min(...availability.warehouses.map((warehouse) => warehouse.max_per_cart ?? MAX_HOLD_QUANTITY));
+  const inCart = cart.filter((line) => line.state === "held" && line.product_id === availability.product_id)
+    .reduce((sum, line) => sum + line.quantity, 0);
+  return Math.max(0, Math.min(best, MAX_HOLD_QUANTITY, perCart - inCart));
 }
 
 async function openProduct(id: string): Promise<void> {
@@ -200,6 +206,7 @@ async function addToCart(): Promise<void> {
     const hold = await apiRequest<Reservation>(config.apiUrl, "POST", path("inventory", product.product_id, "reserve"), {
       body: { quantity },
       idempotencyKey: key,
+      cartToken: cartToken(),
     });
     if (hold.status !== "ACTIVE") {
       // A repeated key answers the hold it placed as it is now: one that lapsed or ended holds nothing.
@@ -241,7 +248,8 @@ async function removeLine(line: CartLine): Promise<void> {
     return;
   }
   try {
-    await apiRequest(config.apiUrl, "DELETE", path("inventory", line.product_id, "reservations", line.reservation_id));
+    await apiRequest(config.apiUrl, "DELETE", path("inventory", line.product_id, "reservations", line.reservation_id),
+      { cartToken: cartToken() });
     cart = cart.filter((other) => other !== line);
   } catch (error) {
     const code = error instanceof ApiError ? error.code : "";
@@ -334,6 +342,7 @@ async function checkout(): Promise<void> {
       await apiRequest(config.apiUrl, "PUT", path("inventory", line.product_id), {
         body: { reservation_id: line.reservation_id },
         token: session.accessToken,
+        cartToken: cartToken(),
       });
       line.state = "bought";
       results.push(el("li", { "data-outcome": "bought" }, `Bought ${line.quantity} × ${line.name}`));

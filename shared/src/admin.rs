@@ -5,7 +5,7 @@ use serde::Deserialize;
 use crate::domain::WarehouseId;
 use crate::error::InventoryError;
 use crate::holds::ReservationId;
-use crate::limits::{DEFAULT_WAREHOUSE, MAX_JSON_INTEGER, MAX_REASON_LEN, MAX_STOCK};
+use crate::limits::{DEFAULT_WAREHOUSE, MAX_HOLD_QUANTITY, MAX_JSON_INTEGER, MAX_REASON_LEN, MAX_STOCK};
 
 /// `PUT /inventory/{productId}` carries either a checkout or an admin change; the fields decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,7 @@ struct AdminBody {
     stock_count: Option<i64>,
     adjust_by: Option<i64>,
     threshold_level: Option<i64>,
+    max_per_cart: Option<i64>,
     warehouse_id: Option<WarehouseId>,
     reason: Option<String>,
     expected_version: Option<i64>,
@@ -76,6 +77,8 @@ pub struct StockUpdate {
     pub warehouse_id: WarehouseId,
     pub change: Option<StockChange>,
     pub threshold_level: Option<i64>,
+    /// Most units of the product one cart may hold at once.
+    pub max_per_cart: Option<i64>,
     pub reason: Option<String>,
     /// Compare-and-swap: apply only if the item's version is this one.
     pub expected_version: Option<i64>,
@@ -84,14 +87,18 @@ pub struct StockUpdate {
 impl StockUpdate {
     /// What the audit record calls this change.
     pub fn kind(&self) -> &'static str {
-        self.change.map_or("threshold", StockChange::kind)
+        match (self.change, self.threshold_level) {
+            (Some(change), _) => change.kind(),
+            (None, Some(_)) => "threshold",
+            (None, None) => "limit",
+        }
     }
 
     /// What a retry with the same Idempotency-Key must repeat exactly.
     pub fn fingerprint(&self) -> String {
         format!(
-            "warehouse={};change={:?};threshold={:?};reason={:?};expected_version={:?}",
-            self.warehouse_id, self.change, self.threshold_level, self.reason, self.expected_version
+            "warehouse={};change={:?};threshold={:?};max_per_cart={:?};reason={:?};expected_version={:?}",
+            self.warehouse_id, self.change, self.threshold_level, self.max_per_cart, self.reason, self.expected_version
         )
     }
 }
@@ -126,10 +133,18 @@ impl AdminBody {
                 ));
             }
         }
-        if change.is_none() && self.threshold_level.is_none() {
+        if let Some(most) = self.max_per_cart {
+            if !(1..=MAX_HOLD_QUANTITY).contains(&most) {
+                return Err(InventoryError::invalid(
+                    "max_per_cart",
+                    format!("max_per_cart must be from 1 to {MAX_HOLD_QUANTITY}"),
+                ));
+            }
+        }
+        if change.is_none() && self.threshold_level.is_none() && self.max_per_cart.is_none() {
             return Err(InventoryError::invalid(
                 "body",
-                "nothing to change: give stock_count, adjust_by or threshold_level (or reservation_id to check out)",
+                "nothing to change: give stock_count, adjust_by, threshold_level or max_per_cart (or reservation_id to check out)",
             ));
         }
         if let Some(version) = self.expected_version {
@@ -157,6 +172,7 @@ impl AdminBody {
             warehouse_id,
             change,
             threshold_level: self.threshold_level,
+            max_per_cart: self.max_per_cart,
             reason,
             expected_version: self.expected_version,
         })
@@ -197,6 +213,8 @@ mod tests {
         let update = admin(json!({"threshold_level": 7}));
         assert_eq!((update.change, update.threshold_level, update.kind()), (None, Some(7), "threshold"));
         assert_eq!(admin(json!({"stock_count": 0})).warehouse_id.as_str(), "default");
+        let update = admin(json!({"max_per_cart": 2}));
+        assert_eq!((update.max_per_cart, update.kind()), (Some(2), "limit"));
     }
 
     #[test]
@@ -211,6 +229,8 @@ mod tests {
             json!({"adjust_by": 0}),
             json!({"adjust_by": -MAX_STOCK - 1}),
             json!({"threshold_level": -1}),
+            json!({"max_per_cart": 0}),
+            json!({"max_per_cart": MAX_HOLD_QUANTITY + 1}),
             json!({"stock_count": 1, "expected_version": -1}),
             json!({"stock_count": 1, "expected_version": MAX_JSON_INTEGER + 1}),
             json!({"stock_count": 1, "reason": "x".repeat(MAX_REASON_LEN + 1)}),

@@ -181,6 +181,7 @@ mod tests {
             reserved_count: 2,
             available_count: 3,
             threshold_level: 5,
+            max_per_cart: None,
             status: None,
             version: 1,
             sequence: 0,

@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
-use crate::api::Request;
+use crate::api::{self, Request};
 use crate::error::InventoryError;
+use crate::holds::{CartToken, Holder, HolderProof};
 use crate::limits::ADMIN_GROUP;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +64,38 @@ pub fn require_admin(caller: Caller) -> Result<Caller, InventoryError> {
             message: format!("managing stock needs membership of the {ADMIN_GROUP} group"),
         })
     }
+}
+
+/// The `Cart-Token` header, if sent (a malformed one is refused, not ignored).
+fn cart_token(request: &Request) -> Result<Option<CartToken>, InventoryError> {
+    api::header(request, CART_TOKEN_HEADER)?.map(CartToken::parse).transpose()
+}
+
+pub const CART_TOKEN_HEADER: &str = "cart-token";
+
+/// Who places a hold: the cart of the `Cart-Token` header (required), and the verified signed-in
+/// user where the route has the authorizer. With `require_sign_in`, an anonymous caller is refused.
+pub fn holder(request: &Request, require_sign_in: bool) -> Result<Holder, InventoryError> {
+    let cart = cart_token(request)?.ok_or_else(|| {
+        InventoryError::invalid(
+            "Cart-Token",
+            "a hold needs a Cart-Token header: a random secret of your cart (e.g. 32 random bytes in base64url), \
+             sent again to release or check out the hold",
+        )
+    })?;
+    let user = Caller::from_request(request).map(|caller| caller.subject);
+    if require_sign_in && user.is_none() {
+        return Err(InventoryError::Unauthorized);
+    }
+    Ok(Holder { cart: cart.cart(), user })
+}
+
+/// What the caller shows to end a hold: the cart of its `Cart-Token` header and its verified user.
+pub fn holder_proof(request: &Request) -> Result<HolderProof, InventoryError> {
+    Ok(HolderProof {
+        cart: cart_token(request)?.map(|token| token.cart()),
+        user: Caller::from_request(request).map(|caller| caller.subject),
+    })
 }
 
 /// How audit records name an anonymous shopper.

@@ -39,6 +39,19 @@ fn hold_seconds_from(lookup: impl Fn(&str) -> Option<String>) -> Result<i64, Set
     number_from(lookup, "HOLD_SECONDS", 1..=24 * 3600, "a number of seconds from 1 to 86400")
 }
 
+/// Whether holds need a signed-in shopper (`HOLDS_REQUIRE_SIGN_IN`, the template's HoldsRequireSignIn).
+pub fn holds_require_sign_in() -> Result<bool, SettingError> {
+    flag_from(|name| env::var(name).ok(), "HOLDS_REQUIRE_SIGN_IN")
+}
+
+fn flag_from(lookup: impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, SettingError> {
+    match lookup(name).ok_or(MissingSetting(name))?.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(SettingError::Invalid { name, expected: "true or false", value: other.to_owned() }),
+    }
+}
+
 /// How long the audit trail keeps an entry (`HISTORY_RETENTION_DAYS`, the template's parameter).
 pub fn history_retention_seconds() -> Result<i64, SettingError> {
     let days =
@@ -104,6 +117,14 @@ mod tests {
         for bad in ["0", "-5", "15m", "", "86401"] {
             assert!(matches!(hold_seconds_from(|_| Some(bad.into())), Err(SettingError::Invalid { .. })), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_flag_is_true_or_false() {
+        assert_eq!(flag_from(|_| Some("true".into()), "F"), Ok(true));
+        assert_eq!(flag_from(|_| Some("false".into()), "F"), Ok(false));
+        assert_eq!(flag_from(|_| None, "F"), Err(SettingError::Missing(MissingSetting("F"))));
+        assert!(matches!(flag_from(|_| Some("yes".into()), "F"), Err(SettingError::Invalid { .. })));
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct StockLevel {
     pub reserved_count: i64,
     pub available_count: i64,
     pub threshold_level: i64,
+    /// Most units of this product one cart may hold at once (admin-set; `None`: the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_cart: Option<i64>,
     /// The status the stream consumer last recorded (alert state); never shown as the truth.
     #[serde(default)]
     pub status: Option<StockStatus>,
@@ -158,13 +161,27 @@ pub struct WarehouseAvailability {
     pub warehouse_id: WarehouseId,
     #[serde(flatten)]
     pub figures: Availability,
+    /// Most units of the product one cart may hold at once.
+    pub max_per_cart: i64,
     /// For an admin's `expected_version`.
     pub version: i64,
 }
 
 impl WarehouseAvailability {
     pub fn of(level: &StockLevel) -> Self {
-        Self { warehouse_id: level.warehouse_id.clone(), figures: Availability::of(level), version: level.version }
+        Self {
+            warehouse_id: level.warehouse_id.clone(),
+            figures: Availability::of(level),
+            max_per_cart: level.max_per_cart(),
+            version: level.version,
+        }
+    }
+}
+
+impl StockLevel {
+    /// Most units of this product one cart may hold at once.
+    pub fn max_per_cart(&self) -> i64 {
+        self.max_per_cart.unwrap_or(crate::limits::DEFAULT_MAX_PER_CART)
     }
 }
 
@@ -228,6 +245,7 @@ mod tests {
             reserved_count: reserved,
             available_count: stock - reserved,
             threshold_level: threshold,
+            max_per_cart: None,
             status: None,
             version: 3,
             sequence: 0,
@@ -322,7 +340,8 @@ mod tests {
                 "product_id": "SKU-1", "stock_count": 7, "reserved_count": 2, "available": 5,
                 "threshold_level": 5, "status": "LOW_STOCK", "last_updated": "t",
                 "warehouses": [{"warehouse_id": "main", "stock_count": 7, "reserved_count": 2, "available": 5,
-                                "threshold_level": 5, "status": "LOW_STOCK", "last_updated": "t", "version": 3}]
+                                "threshold_level": 5, "status": "LOW_STOCK", "last_updated": "t",
+                                "max_per_cart": crate::limits::DEFAULT_MAX_PER_CART, "version": 3}]
             })
         );
     }

@@ -37,6 +37,14 @@ pub enum InventoryError {
     #[error("{message}")]
     ReservationCommitted { message: String },
 
+    /// The cart has as many ACTIVE holds as one cart may.
+    #[error("{message}")]
+    CartHoldsLimit { limit: i64, message: String },
+
+    /// The cart would hold more units of the product than one cart may.
+    #[error("{message}")]
+    CartUnitsLimit { limit: i64, message: String },
+
     /// The same Idempotency-Key came with a different request body.
     #[error("{message}")]
     IdempotencyKeyReused { message: String },
@@ -95,6 +103,8 @@ impl InventoryError {
             | Self::ReservationReleased { .. }
             | Self::ReservationCommitted { .. }
             | Self::VersionConflict { .. }
+            | Self::CartHoldsLimit { .. }
+            | Self::CartUnitsLimit { .. }
             | Self::StockBelowZero { .. }
             | Self::StockAboveLimit { .. } => 409,
             Self::ReservationExpired { .. } => 410,
@@ -119,6 +129,8 @@ impl InventoryError {
             Self::ReservationCommitted { .. } => "RESERVATION_COMMITTED",
             Self::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             Self::VersionConflict { .. } => "VERSION_CONFLICT",
+            Self::CartHoldsLimit { .. } => "CART_HOLDS_LIMIT",
+            Self::CartUnitsLimit { .. } => "CART_UNITS_LIMIT",
             Self::StockBelowZero { .. } => "STOCK_BELOW_ZERO",
             Self::StockAboveLimit { .. } => "STOCK_ABOVE_LIMIT",
             Self::Unavailable { .. } => "SERVICE_UNAVAILABLE",
@@ -135,6 +147,7 @@ impl InventoryError {
                 Some(("stock_count", (*stock_count).into()))
             }
             Self::InvalidInput { field, .. } => Some(("field", (*field).into())),
+            Self::CartHoldsLimit { limit, .. } | Self::CartUnitsLimit { limit, .. } => Some(("limit", (*limit).into())),
             _ => None,
         }
     }

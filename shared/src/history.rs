@@ -107,6 +107,7 @@ mod tests {
             reserved_count: reserved,
             available_count: stock - reserved,
             threshold_level: threshold,
+            max_per_cart: None,
             status: None,
             version: 1,
             sequence: 0,

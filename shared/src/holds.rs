@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use crate::domain::{ProductId, WarehouseId};
 use crate::error::InventoryError;
-use crate::limits::{MAX_HOLD_QUANTITY, MAX_IDEMPOTENCY_KEY_LEN, MIN_IDEMPOTENCY_KEY_LEN};
+use crate::limits::{
+    MAX_CART_TOKEN_LEN, MAX_HOLD_QUANTITY, MAX_IDEMPOTENCY_KEY_LEN, MIN_CART_TOKEN_LEN, MIN_IDEMPOTENCY_KEY_LEN,
+};
 use crate::time::{rfc3339, EpochSeconds};
 
 /// A number of units in one hold: a whole number from 1 to [`MAX_HOLD_QUANTITY`].
@@ -133,6 +135,69 @@ impl IdempotencyKey {
     }
 }
 
+/// The `Cart-Token` header: a random secret only the shopper's client knows, sent with reserve,
+/// release and checkout. It is never stored or logged; holds keep its hash ([`CartId`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CartToken(String);
+
+impl CartToken {
+    pub fn parse(raw: &str) -> Result<Self, InventoryError> {
+        let valid_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if (MIN_CART_TOKEN_LEN..=MAX_CART_TOKEN_LEN).contains(&raw.len()) && valid_chars {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InventoryError::invalid(
+                "Cart-Token",
+                format!(
+                    "Cart-Token must be {MIN_CART_TOKEN_LEN}-{MAX_CART_TOKEN_LEN} letters, digits, - or _ \
+                     (at least 128 random bits, e.g. 32 random bytes in base64url)"
+                ),
+            ))
+        }
+    }
+
+    /// The cart this token opens. SHA-256 is enough: the token is a random secret of at least 128
+    /// bits, not a password, so nothing is gained by a slow hash.
+    pub fn cart(&self) -> CartId {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.0.as_bytes());
+        CartId(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+    }
+}
+
+// The token is a secret: never printed, not even in a debug dump of a request.
+impl fmt::Debug for CartToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CartToken(…)")
+    }
+}
+
+/// A cart: the SHA-256 of its `Cart-Token`, stored with each of its holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CartId(String);
+
+impl CartId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who places a hold: their cart, and the signed-in user where the route verified one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub cart: CartId,
+    pub user: Option<String>,
+}
+
+/// What a caller shows to end a hold: the hold's cart token, and the verified signed-in user (if
+/// the route has the authorizer).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HolderProof {
+    pub cart: Option<CartId>,
+    pub user: Option<String>,
+}
+
 /// Body of `POST /inventory/{productId}/reserve`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,6 +227,14 @@ pub struct Reservation {
     pub created_at: EpochSeconds,
     pub expires_at: EpochSeconds,
     pub request_fingerprint: String,
+    /// The cart that placed it (hash of its token). `None` only on holds placed before carts existed:
+    /// those end only by expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cart: Option<CartId>,
+    /// The signed-in user it is bound to (Cognito `sub`): who placed it, where holds require sign-in,
+    /// or who checked it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<EpochSeconds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,6 +251,8 @@ impl Reservation {
         hold_seconds: i64,
     ) -> Self {
         Self {
+            cart: None,
+            owner: None,
             reservation_id,
             product_id,
             warehouse_id,
@@ -189,6 +264,13 @@ impl Reservation {
             ended_at: None,
             ended_by: None,
         }
+    }
+
+    /// Whether `proof` shows the caller holds this hold: its cart's token, or its signed-in owner.
+    pub fn is_held_by(&self, proof: &HolderProof) -> bool {
+        let by_cart = self.cart.is_some() && self.cart == proof.cart;
+        let by_owner = self.owner.is_some() && self.owner == proof.user;
+        by_cart || by_owner
     }
 
     /// Past its expiry: no longer commits, whatever TTL or the sweeper have done yet.
@@ -356,6 +438,38 @@ mod tests {
         };
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
+    }
+
+    #[test]
+    fn a_cart_token_is_long_random_text_and_only_its_hash_is_kept() {
+        let token = CartToken::parse("Xq3-_abcdefghijklmnopqrstuvwxyz0123456789ABC").unwrap();
+        let cart = token.cart();
+        assert_eq!(cart.as_str().len(), 64);
+        assert!(!cart.as_str().contains("Xq3"));
+        assert_eq!(cart, CartToken::parse("Xq3-_abcdefghijklmnopqrstuvwxyz0123456789ABC").unwrap().cart());
+        assert_ne!(cart, CartToken::parse("Xq3-_abcdefghijklmnopqrstuvwxyz0123456789ABD").unwrap().cart());
+        assert_eq!(format!("{token:?}"), "CartToken(…)");
+        for bad in ["", "short", &"a".repeat(MIN_CART_TOKEN_LEN - 1), &"a".repeat(MAX_CART_TOKEN_LEN + 1),
+                    "has spaces in it but is long enough", "dots.are.not.base64url.at.all"] {
+            assert!(CartToken::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_the_holder_ends_a_hold() {
+        let mine = CartToken::parse(&"m".repeat(32)).unwrap().cart();
+        let theirs = CartToken::parse(&"t".repeat(32)).unwrap().cart();
+        let mut held = hold(ReservationState::Active);
+        held.cart = Some(mine.clone());
+        assert!(held.is_held_by(&HolderProof { cart: Some(mine.clone()), user: None }));
+        assert!(!held.is_held_by(&HolderProof { cart: Some(theirs), user: Some("u1".into()) }));
+        assert!(!held.is_held_by(&HolderProof::default()));
+        held.owner = Some("u1".into());
+        assert!(held.is_held_by(&HolderProof { cart: None, user: Some("u1".into()) }));
+        assert!(!held.is_held_by(&HolderProof { cart: None, user: Some("u2".into()) }));
+        // A hold from before carts existed is nobody's: it ends by expiry only.
+        let legacy = hold(ReservationState::Active);
+        assert!(!legacy.is_held_by(&HolderProof { cart: Some(mine), user: Some("u1".into()) }));
     }
 
     #[test]

@@ -30,6 +30,18 @@ pub const MAX_REASON_LEN: usize = 200;
 pub const MIN_IDEMPOTENCY_KEY_LEN: usize = 16;
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 
+/// A `Cart-Token` is a client-generated random secret (the product page makes 256 bits, base64url);
+/// 22 base64url characters carry 128 bits, the least accepted.
+pub const MIN_CART_TOKEN_LEN: usize = 22;
+pub const MAX_CART_TOKEN_LEN: usize = 128;
+
+/// Most ACTIVE holds one cart may have at once.
+pub const MAX_HOLDS_PER_CART: i64 = 20;
+
+/// Most units of one product one cart may hold at once, for an item whose admin set no
+/// `max_per_cart` of its own (the most they may set is a hold's cap).
+pub const DEFAULT_MAX_PER_CART: i64 = 20;
+
 /// Largest request body accepted; every valid body is far smaller.
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
 

@@ -290,7 +290,7 @@ async fn release_lapsed_holds(
                 outcomes.push((hold.reservation_id, Ok(None)));
                 continue;
             }
-            let ended = store.end_hold(&hold, Transition::Expire, BACKSTOP_ACTOR, now).await;
+            let ended = store.end_hold(&hold, Transition::Expire, BACKSTOP_ACTOR, None, now).await;
             if matches!(ended, Ok(EndOutcome::Ended(_))) {
                 hold_expired(&hold, "backstop", now);
             }

@@ -71,6 +71,7 @@ mod tests {
             reserved_count: reserved,
             available_count: available,
             threshold_level: 0,
+            max_per_cart: None,
             status: None,
             version: 1,
             sequence,

@@ -32,10 +32,12 @@ impl RequestRecord {
         Self { request_key, fingerprint, hold, created_at: now, purge_at: now + REQUEST_RETENTION_SECONDS }
     }
 
-    /// A reserve with an Idempotency-Key. The key is the client's, scoped to the product.
+    /// A reserve with an Idempotency-Key. The key is the client's, scoped to its cart and the
+    /// product: the same key from another cart is another request, never the first one's hold.
     // Keys are joined with '\n', which no id or key may contain, so two scopes never collide.
     pub fn for_hold(key: &IdempotencyKey, hold: &Reservation, now: EpochSeconds) -> Self {
-        let request_key = format!("hold\n{}\n{}", hold.product_id, key.as_str());
+        let cart = hold.cart.as_ref().map_or("", |cart| cart.as_str());
+        let request_key = format!("hold\n{cart}\n{}\n{}", hold.product_id, key.as_str());
         Self::new(request_key, hold.request_fingerprint.clone(), Some(hold.clone()), now)
     }
 
@@ -66,6 +68,7 @@ mod tests {
             warehouse_id: WarehouseId::parse("main").unwrap(),
             change: Some(change),
             threshold_level: None,
+            max_per_cart: None,
             reason: None,
             expected_version: None,
         }

@@ -10,50 +10,65 @@ use crate::domain::{ProductId, StockItemView, StockLevel, StockStatus, Warehouse
 use crate::error::InventoryError;
 use crate::history::HistoryPage;
 use crate::holds::{
-    IdempotencyKey, Reservation, ReservationId, ReservationState, ReservationView, ReserveRequest, Transition,
+    Holder, HolderProof, IdempotencyKey, Reservation, ReservationId, ReservationState, ReservationView, ReserveRequest,
+    Transition,
 };
-use crate::limits::MAX_STOCK;
+use crate::limits::{MAX_HOLDS_PER_CART, MAX_STOCK};
 use crate::metrics::{self, Metric};
 use crate::requests::RequestRecord;
 use crate::store::{AdminOutcome, EndOutcome, HistoryStore, HoldStore, PlaceOutcome, StockAdmin, StockReader};
 use crate::time::EpochSeconds;
 
-/// Places a hold. With a warehouse, only there; without, in the warehouse with the most units for
-/// sale that can cover the whole quantity (a hold is never split), falling back to the next if a
-/// concurrent hold took the units first. With an Idempotency-Key, a retry answers 200 with the hold
-/// it placed, in the state it is in now (never a second hold, also after the first one lapsed); the
-/// same key with a different body is 422.
+/// Places a hold for `holder`. With a warehouse, only there; without, in the warehouse with the most
+/// units for sale that can cover the whole quantity (a hold is never split), falling back to the next
+/// if a concurrent hold took the units first. The cart may hold at most [`MAX_HOLDS_PER_CART`] holds
+/// and the item's `max_per_cart` units of the product. With an Idempotency-Key (scoped to the cart),
+/// a retry answers 200 with the hold it placed, in the state it is in now (never a second hold, also
+/// after the first one lapsed); the same key with a different body is 422.
 pub async fn reserve(
     store: &(impl StockReader + HoldStore),
     product: ProductId,
     request: ReserveRequest,
     key: Option<IdempotencyKey>,
+    holder: &Holder,
     actor: &str,
     hold_seconds: i64,
     now: EpochSeconds,
 ) -> Result<(u16, ReservationView), InventoryError> {
     let id = ReservationId::random();
     let quantity = request.quantity.units();
-    let candidates: Vec<WarehouseId> = match &request.warehouse_id {
-        // Named warehouse: no read first; the transaction's condition is the check.
-        Some(warehouse) => vec![warehouse.clone()],
-        None => {
-            let mut levels = store.stock_levels(&product, None).await?;
-            if levels.is_empty() {
-                return Err(InventoryError::ProductNotFound { message: format!("product {product} not found") });
-            }
-            levels.sort_by_key(|level| std::cmp::Reverse(level.available_count));
-            let covering = levels.iter().filter(|l| l.available_count >= quantity).count();
-            // None covers it by this read: still try the best one, so that an Idempotency-Key retry
-            // finds its hold and a read that just went stale does not refuse a hold that fits.
-            levels.into_iter().take(covering.max(1)).map(|l| l.warehouse_id).collect()
-        }
-    };
+    // One strongly consistent read: the warehouse to try and the item's units per cart. Whether the
+    // units are for sale is decided by the transaction's condition, not by this read.
+    let mut levels = store.stock_levels(&product, request.warehouse_id.as_ref()).await?;
+    if levels.is_empty() {
+        return Err(InventoryError::ProductNotFound {
+            message: match &request.warehouse_id {
+                Some(warehouse) => format!("product {product} has no stock record in warehouse {warehouse}"),
+                None => format!("product {product} not found"),
+            },
+        });
+    }
+    levels.sort_by_key(|level| std::cmp::Reverse(level.available_count));
+    let covering = levels.iter().filter(|l| l.available_count >= quantity).count();
+    // None covers it by this read: still try the best one, so that an Idempotency-Key retry finds its
+    // hold and a read that just went stale does not refuse a hold that fits.
+    levels.truncate(covering.max(1));
     let mut most_available = 0;
-    for warehouse in candidates {
-        let hold = Reservation::new(id.clone(), product.clone(), warehouse.clone(), &request, now, hold_seconds);
+    for level in levels {
+        let warehouse = level.warehouse_id.clone();
+        let max_per_cart = level.max_per_cart();
+        if quantity > max_per_cart {
+            // The cart's record counts only what it holds: a hold larger than the limit is refused here.
+            return Err(InventoryError::CartUnitsLimit {
+                limit: max_per_cart,
+                message: format!("a cart may hold at most {max_per_cart} of {product}; {quantity} were asked"),
+            });
+        }
+        let mut hold = Reservation::new(id.clone(), product.clone(), warehouse.clone(), &request, now, hold_seconds);
+        hold.cart = Some(holder.cart.clone());
+        hold.owner = holder.user.clone();
         let recorded = key.as_ref().map(|key| RequestRecord::for_hold(key, &hold, now));
-        match store.place_hold(&hold, recorded.as_ref(), actor).await? {
+        match store.place_hold(&hold, max_per_cart, recorded.as_ref(), actor).await? {
             PlaceOutcome::Placed => {
                 tracing::info!(reservation_id = %id, product_id = %product, warehouse_id = %warehouse, quantity,
                                expires_at = hold.expires_at, transition = "PLACED", "hold placed");
@@ -73,6 +88,24 @@ pub async fn reserve(
                 });
             }
             PlaceOutcome::NoStockItem => {}
+            PlaceOutcome::CartHoldsFull => {
+                metrics::count(Metric::HoldsRefused, &[("product_id", product.as_str())]);
+                return Err(InventoryError::CartHoldsLimit {
+                    limit: MAX_HOLDS_PER_CART,
+                    message: format!(
+                        "your cart has {MAX_HOLDS_PER_CART} items on hold, the most a cart may; check out or remove one first"
+                    ),
+                });
+            }
+            PlaceOutcome::CartUnitsFull { in_cart } => {
+                metrics::count(Metric::HoldsRefused, &[("product_id", product.as_str())]);
+                return Err(InventoryError::CartUnitsLimit {
+                    limit: max_per_cart,
+                    message: format!(
+                        "a cart may hold at most {max_per_cart} of {product}; yours holds {in_cart}, and {quantity} more were asked"
+                    ),
+                });
+            }
         }
     }
     let most_available = most_available.max(0);
@@ -114,20 +147,29 @@ async fn earlier_hold(
 }
 
 /// Commits (checkout) or releases a hold, exactly once; a repeat answers with the hold as it is.
+/// Only its holder may: the caller shows the hold's cart token or is its signed-in owner, and a
+/// checkout (by a signed-in user, `proof.user`) binds the hold to that user. To anyone else the hold
+/// does not exist (404), so an answer never tells a stranger whether an id is real.
 pub async fn end_hold(
     store: &impl HoldStore,
     product: &ProductId,
     id: &ReservationId,
     transition: Transition,
+    proof: &HolderProof,
     actor: &str,
     now: EpochSeconds,
 ) -> Result<(u16, ReservationView), InventoryError> {
     let not_found = || InventoryError::ReservationNotFound { message: format!("no hold {id} for product {product}") };
-    let hold = store.reservation(id).await?.filter(|hold| &hold.product_id == product).ok_or_else(not_found)?;
+    let may_end = |hold: &Reservation| {
+        let buyer_free = transition != Transition::Commit || hold.owner.is_none() || hold.owner == proof.user;
+        &hold.product_id == product && hold.is_held_by(proof) && buyer_free
+    };
+    let hold = store.reservation(id).await?.filter(|hold| may_end(hold)).ok_or_else(not_found)?;
     if !transition.check(&hold, now)? {
         return Ok((200, hold.view()));
     }
-    match store.end_hold(&hold, transition, actor, now).await? {
+    let buyer = if transition == Transition::Commit { proof.user.as_deref() } else { None };
+    match store.end_hold(&hold, transition, actor, buyer, now).await? {
         EndOutcome::Ended(ended) => {
             tracing::info!(reservation_id = %id, product_id = %product, warehouse_id = %ended.warehouse_id,
                            quantity = ended.quantity.units(), transition = ended.state.as_str(), actor, "hold ended");
@@ -135,6 +177,8 @@ pub async fn end_hold(
             metrics::count(metric, &[("product_id", product.as_str()), ("reservation_id", &id.to_string())]);
             Ok((200, ended.view()))
         }
+        // Another user checked it out first: to this one it does not exist.
+        EndOutcome::NotActive(Some(current)) if !may_end(&current) => Err(not_found()),
         EndOutcome::NotActive(Some(current)) => match transition.check(&current, now)? {
             false => Ok((200, current.view())),
             // Still ACTIVE, yet the condition failed: the store's clock saw it expire.

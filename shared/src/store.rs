@@ -25,9 +25,9 @@ use crate::domain::{ProductId, StockLevel, StockStatus, WarehouseId};
 use crate::error::InventoryError;
 use crate::history::HistoryEntry;
 use crate::holds::{CounterDelta, Quantity, Reservation, ReservationId, ReservationState, Transition};
-use crate::limits::{DEFAULT_THRESHOLD, ENDED_HOLD_RETENTION_SECONDS, MAX_STOCK};
+use crate::limits::{DEFAULT_THRESHOLD, ENDED_HOLD_RETENTION_SECONDS, MAX_HOLDS_PER_CART, MAX_STOCK};
 use crate::reconcile::CounterLook;
-use crate::requests::RequestRecord;
+use crate::requests::{RequestRecord, REQUEST_RETENTION_SECONDS};
 use crate::time::EpochSeconds;
 
 /// DynamoDB attribute names that code uses to build keys or read items. The rest appear only in
@@ -83,6 +83,11 @@ pub enum PlaceOutcome {
     },
     /// The product has no stock item in that warehouse.
     NoStockItem,
+    /// The hold's cart has as many ACTIVE holds as a cart may: nothing was changed.
+    CartHoldsFull,
+    /// The hold would take the cart past the product's units per cart: nothing was changed. The
+    /// units of the product the cart holds now.
+    CartUnitsFull { in_cart: i64 },
 }
 
 /// What ending a hold came to.
@@ -99,11 +104,13 @@ pub enum EndOutcome {
 
 /// Places, finds and ends holds.
 pub trait HoldStore {
-    /// Places `hold`; with `request`, records the request in the same transaction (a retry of it
-    /// then finds the record instead of placing a second hold).
+    /// Places `hold` and counts it in its cart, if the cart stays within [`MAX_HOLDS_PER_CART`]
+    /// holds and `max_per_cart` units of the product; with `request`, records the request in the
+    /// same transaction (a retry of it then finds the record instead of placing a second hold).
     fn place_hold(
         &self,
         hold: &Reservation,
+        max_per_cart: i64,
         request: Option<&RequestRecord>,
         actor: &str,
     ) -> impl Future<Output = Result<PlaceOutcome, InventoryError>> + Send;
@@ -114,11 +121,14 @@ pub trait HoldStore {
         id: &ReservationId,
     ) -> impl Future<Output = Result<Option<Reservation>, InventoryError>> + Send;
 
+    /// Ends an ACTIVE hold once and gives its cart room again; a checkout binds the hold to
+    /// `owner` (the signed-in user), conditional on no other user owning it.
     fn end_hold(
         &self,
         hold: &Reservation,
         transition: Transition,
         actor: &str,
+        owner: Option<&str>,
         now: EpochSeconds,
     ) -> impl Future<Output = Result<EndOutcome, InventoryError>> + Send;
 }
@@ -450,6 +460,57 @@ impl DynamoStore {
     }
 }
 
+/// How a hold changes its cart's counts.
+#[derive(Debug, Clone, Copy)]
+enum CartChange {
+    /// A new hold, if the cart stays within its limits.
+    Add { max_per_cart: i64 },
+    /// A hold ended: its room is the cart's again.
+    Remove,
+}
+
+impl DynamoStore {
+    /// The update of the hold's cart record (in the requests table: the number of ACTIVE holds and
+    /// the units per product), made in the same transaction as the hold's own change, so the counts
+    /// move exactly when the hold does. `None` for a hold from before carts existed.
+    fn cart_update(&self, hold: &Reservation, change: CartChange, now: EpochSeconds) -> Option<Update> {
+        let cart = hold.cart.as_ref()?;
+        let update = Update::builder()
+            .table_name(&self.config.requests_table)
+            .key("request_key", s(&format!("cart\n{}", cart.as_str())))
+            .expression_attribute_names("#units", units_in_cart(hold))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":quantity", n(hold.quantity.units()));
+        let update = match change {
+            CartChange::Add { max_per_cart } => update
+                .update_expression(
+                    "SET holds = if_not_exists(holds, :zero) + :one, \
+                     #units = if_not_exists(#units, :zero) + :quantity, purge_at = :purge",
+                )
+                .condition_expression(
+                    "(attribute_not_exists(holds) OR holds < :max_holds) \
+                     AND (attribute_not_exists(#units) OR #units <= :room)",
+                )
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":max_holds", n(MAX_HOLDS_PER_CART))
+                .expression_attribute_values(":room", n(max_per_cart - hold.quantity.units()))
+                // The cart is forgotten a while after its last hold could have ended.
+                .expression_attribute_values(":purge", n(now + REQUEST_RETENTION_SECONDS))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld),
+            // Unconditional: a cart record already forgotten starts again from zero.
+            CartChange::Remove => update.update_expression(
+                "SET holds = if_not_exists(holds, :one) - :one, #units = if_not_exists(#units, :quantity) - :quantity",
+            ),
+        };
+        Some(update.build().expect("table, key and update expression are set"))
+    }
+}
+
+/// The cart record's attribute counting a product's units.
+fn units_in_cart(hold: &Reservation) -> String {
+    format!("units:{}", hold.product_id)
+}
+
 /// The `active-by-item` index key of a product in a warehouse ('#' is in no id).
 fn active_item(product: &ProductId, warehouse: &WarehouseId) -> String {
     format!("{product}#{warehouse}")
@@ -558,6 +619,7 @@ impl HoldStore for DynamoStore {
     async fn place_hold(
         &self,
         hold: &Reservation,
+        max_per_cart: i64,
         request: Option<&RequestRecord>,
         actor: &str,
     ) -> Result<PlaceOutcome, InventoryError> {
@@ -585,9 +647,13 @@ impl HoldStore for DynamoStore {
             .build()
             .expect("table and item are set");
 
+        let count_in_cart = self
+            .cart_update(hold, CartChange::Add { max_per_cart }, hold.created_at)
+            .ok_or_else(|| InventoryError::internal("a new hold without a cart"))?;
         let mut items = vec![
             TransactWriteItem::builder().update(take_units).build(),
             TransactWriteItem::builder().put(create_hold).build(),
+            TransactWriteItem::builder().update(count_in_cart).build(),
         ];
         if let Some(request) = request {
             items.push(TransactWriteItem::builder().put(self.record_request(request)?).build());
@@ -595,9 +661,18 @@ impl HoldStore for DynamoStore {
         let Some(reasons) = self.transact(items).await? else {
             return Ok(PlaceOutcome::Placed);
         };
-        // A recorded request wins over "not enough stock": a retry must see its own hold.
-        if let Some(earlier) = old_item(reasons.get(2)) {
+        // A recorded request wins over everything else: a retry must see its own hold.
+        if let Some(earlier) = old_item(reasons.get(3)) {
             return Ok(PlaceOutcome::AlreadyRequested(item_of(earlier, "request")?));
+        }
+        if reasons.get(2).and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
+            let cart = old_item(reasons.get(2));
+            let holds = cart.map_or(0, |cart| number(cart, "holds"));
+            return Ok(if holds >= MAX_HOLDS_PER_CART {
+                PlaceOutcome::CartHoldsFull
+            } else {
+                PlaceOutcome::CartUnitsFull { in_cart: cart.map_or(0, |cart| number(cart, &units_in_cart(hold))) }
+            });
         }
         if reasons.get(1).and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
             return Err(InventoryError::internal(format!("reservation id {} collided", hold.reservation_id)));
@@ -617,6 +692,7 @@ impl HoldStore for DynamoStore {
         hold: &Reservation,
         transition: Transition,
         actor: &str,
+        owner: Option<&str>,
         now: EpochSeconds,
     ) -> Result<EndOutcome, InventoryError> {
         let target = transition.target();
@@ -626,15 +702,23 @@ impl HoldStore for DynamoStore {
             Transition::Commit => ("#state = :active AND expires_at > :now", CounterGuard::StockAtLeast(hold.quantity)),
             Transition::Release | Transition::Expire => ("#state = :active", CounterGuard::ItemExists),
         };
-        // Leaving ACTIVE drops the sweep index keys and keeps the record for audit until purge_at.
+        // A checkout binds the hold to its buyer, unless another user owns it already.
+        let (bind_owner, owner_free) = match owner {
+            // OWNER is a DynamoDB reserved word.
+            Some(_) => (", #owner = :owner", " AND (attribute_not_exists(#owner) OR #owner = :owner)"),
+            None => ("", ""),
+        };
+        // Leaving ACTIVE drops the index keys and keeps the record for audit until purge_at.
         let leave_active = Update::builder()
             .table_name(&self.config.reservations_table)
             .set_key(Some(Self::reservation_key(&hold.reservation_id)))
-            .update_expression(
-                "SET #state = :target, ended_at = :now, ended_by = :actor, purge_at = :purge \
-                 REMOVE sweep_shard, sweep_due_at, active_item",
-            )
-            .condition_expression(still_holding)
+            .update_expression(format!(
+                "SET #state = :target, ended_at = :now, ended_by = :actor, purge_at = :purge{bind_owner} \
+                 REMOVE sweep_shard, sweep_due_at, active_item"
+            ))
+            .condition_expression(format!("{still_holding}{owner_free}"))
+            .set_expression_attribute_values(owner.map(|owner| HashMap::from([(":owner".to_owned(), s(owner))])))
+            .set_expression_attribute_names(owner.map(|_| HashMap::from([("#owner".to_owned(), "owner".to_owned())])))
             .expression_attribute_names("#state", attr::STATE)
             .expression_attribute_values(":target", s(target.as_str()))
             .expression_attribute_values(":active", s(ReservationState::Active.as_str()))
@@ -651,17 +735,19 @@ impl HoldStore for DynamoStore {
             change_record(&target.as_str().to_lowercase(), actor, None, Some(&hold.reservation_id)),
             now,
         );
-        let reasons = self
-            .transact(vec![
-                TransactWriteItem::builder().update(leave_active).build(),
-                TransactWriteItem::builder().update(move_counters).build(),
-            ])
-            .await?;
-        let Some(reasons) = reasons else {
+        let mut items = vec![
+            TransactWriteItem::builder().update(leave_active).build(),
+            TransactWriteItem::builder().update(move_counters).build(),
+        ];
+        if let Some(free_cart) = self.cart_update(hold, CartChange::Remove, now) {
+            items.push(TransactWriteItem::builder().update(free_cart).build());
+        }
+        let Some(reasons) = self.transact(items).await? else {
             let mut ended = hold.clone();
             ended.state = target;
             ended.ended_at = Some(now);
             ended.ended_by = Some(actor.to_owned());
+            ended.owner = owner.map(str::to_owned).or(ended.owner);
             return Ok(EndOutcome::Ended(ended));
         };
         if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
@@ -714,16 +800,20 @@ impl StockAdmin for DynamoStore {
             }
             None => "stock_count = if_not_exists(stock_count, :zero), available_count = if_not_exists(available_count, :zero)",
         };
-        let threshold = match update.threshold_level {
+        let mut threshold = match update.threshold_level {
             Some(threshold) => {
                 values.insert(":threshold".to_owned(), n(threshold));
-                "threshold_level = :threshold"
+                "threshold_level = :threshold".to_owned()
             }
             None => {
                 values.insert(":default_threshold".to_owned(), n(DEFAULT_THRESHOLD));
-                "threshold_level = if_not_exists(threshold_level, :default_threshold)"
+                "threshold_level = if_not_exists(threshold_level, :default_threshold)".to_owned()
             }
         };
+        if let Some(most) = update.max_per_cart {
+            values.insert(":max_per_cart".to_owned(), n(most));
+            threshold.push_str(", max_per_cart = :max_per_cart");
+        }
         match update.expected_version {
             // Version 0 is "no such item yet": an admin adding an item must not overwrite one.
             Some(0) => conditions.push("attribute_not_exists(product_id)"),
@@ -835,13 +925,14 @@ impl ExpiryStore for DynamoStore {
             change_record("expired", TTL_ACTOR, None, Some(&hold.reservation_id)),
             now,
         );
-        let reasons = self
-            .transact(vec![
-                TransactWriteItem::builder().put(restore.clone()).build(),
-                TransactWriteItem::builder().update(release).build(),
-            ])
-            .await?;
-        let Some(reasons) = reasons else { return Ok(DeletedHoldOutcome::Released) };
+        let free_cart = self.cart_update(hold, CartChange::Remove, now);
+        let cart_item = || free_cart.clone().map(|update| TransactWriteItem::builder().update(update).build());
+        let mut items = vec![
+            TransactWriteItem::builder().put(restore.clone()).build(),
+            TransactWriteItem::builder().update(release).build(),
+        ];
+        items.extend(cart_item());
+        let Some(reasons) = self.transact(items).await? else { return Ok(DeletedHoldOutcome::Released) };
         if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
             return Ok(DeletedHoldOutcome::AlreadyReleased);
         }
@@ -851,21 +942,13 @@ impl ExpiryStore for DynamoStore {
                 hold.reservation_id, hold.product_id, hold.warehouse_id
             )));
         }
-        // The reconciler counted this deletion already: keep the audit record, move no counter.
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.config.reservations_table)
-            .set_item(Some(restore.item))
-            .set_condition_expression(restore.condition_expression)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(DeletedHoldOutcome::AccountedByReconciler),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(DeletedHoldOutcome::AlreadyReleased)
-            }
-            Err(err) => Err(InventoryError::from_sdk(err)),
+        // The reconciler counted this deletion already: keep the audit record and give the cart its
+        // room, move no stock counter.
+        let mut items = vec![TransactWriteItem::builder().put(restore).build()];
+        items.extend(cart_item());
+        match self.transact(items).await? {
+            None => Ok(DeletedHoldOutcome::AccountedByReconciler),
+            Some(_) => Ok(DeletedHoldOutcome::AlreadyReleased),
         }
     }
 

@@ -133,6 +133,7 @@ async fn an_admin_write_whose_answer_was_lost_is_not_applied_again() {
         warehouse_id: WarehouseId::parse("main").unwrap(),
         change: Some(StockChange::Adjust(5)),
         threshold_level: None,
+        max_per_cart: None,
         reason: None,
         expected_version: None,
     };

@@ -33,6 +33,7 @@ fn low(pending: Option<&Alert>) -> StockLevel {
         reserved_count: 14,
         available_count: 6,
         threshold_level: 10,
+        max_per_cart: None,
         status: Some(StockStatus::LowStock),
         version: 1,
         sequence: 0,

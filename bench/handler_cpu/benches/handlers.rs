@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
@@ -16,10 +15,11 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use shared::api::{respond, Request};
 use shared::config::Config;
 use shared::domain::{ProductId, WarehouseId};
-use shared::holds::{Quantity, Reservation, ReservationId, ReserveRequest};
+use shared::holds::{CartToken, Quantity, Reservation, ReservationId, ReserveRequest};
 use shared::store::DynamoStore;
 
 const PRODUCT: &str = "SKU-1001";
+const CART_TOKEN: &str = "bench-cart-token-0123456789abcdefghijklmno";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
@@ -54,14 +54,18 @@ fn active_hold() -> Reservation {
     let request = ReserveRequest { quantity: Quantity::new(2).expect("2 units"), warehouse_id: None };
     let product = ProductId::parse(PRODUCT).expect("an id");
     let now = shared::time::now();
-    Reservation::new(ReservationId::random(), product, WarehouseId::parse("main").expect("an id"), &request, now, 900)
+    let mut hold =
+        Reservation::new(ReservationId::random(), product, WarehouseId::parse("main").expect("an id"), &request, now, 900);
+    hold.cart = Some(CartToken::parse(CART_TOKEN).expect("a cart token").cart());
+    hold
 }
 
 /// An HTTP API (payload 2.0) request as API Gateway hands it to the function.
 fn request(method: &str, path_params: serde_json::Value, body: Option<&str>, admin: bool) -> Request {
     let mut event = serde_json::json!({
         "version": "2.0", "routeKey": "bench", "rawPath": "/bench", "rawQueryString": "",
-        "headers": {"idempotency-key": "0b0e4c8e-5d3c-4a8e-9d47-2f1f0c7a9e11", "content-type": "application/json"},
+        "headers": {"idempotency-key": "0b0e4c8e-5d3c-4a8e-9d47-2f1f0c7a9e11", "content-type": "application/json",
+                    "cart-token": CART_TOKEN},
         "pathParameters": path_params, "body": body, "isBase64Encoded": false,
         "requestContext": {"requestId": "bench", "http": {"method": method, "path": "/bench"}},
     });
@@ -101,7 +105,18 @@ fn bench_get_inventory(c: &mut Criterion) {
     group.finish();
 }
 
-/// The two writes of a hold, as one transaction: counters conditional on enough for sale, the hold.
+/// The strongly consistent read of the item a hold starts with (its warehouse and units per cart).
+fn item_query(client: &Client) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    client
+        .query()
+        .table_name("stock")
+        .key_condition_expression("product_id = :product AND warehouse_id = :warehouse")
+        .expression_attribute_values(":product", s(PRODUCT))
+        .expression_attribute_values(":warehouse", s("main"))
+        .consistent_read(true)
+}
+
+/// The writes of a hold, as one transaction: counters conditional on enough for sale, the hold, its cart.
 fn hold_transaction(
     client: &Client,
 ) -> aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder {
@@ -121,17 +136,31 @@ fn hold_transaction(
         .condition_expression("attribute_not_exists(reservation_id)")
         .build()
         .expect("a put");
+    let cart = Update::builder()
+        .table_name("requests")
+        .key("request_key", s("cart\nbench"))
+        .update_expression("SET holds = if_not_exists(holds, :zero) + :one")
+        .condition_expression("attribute_not_exists(holds) OR holds < :max")
+        .expression_attribute_values(":zero", n(0))
+        .expression_attribute_values(":one", n(1))
+        .expression_attribute_values(":max", n(20))
+        .build()
+        .expect("an update");
     client
         .transact_write_items()
         .transact_items(TransactWriteItem::builder().update(update).build())
         .transact_items(TransactWriteItem::builder().put(put).build())
+        .transact_items(TransactWriteItem::builder().update(cart).build())
 }
 
 fn bench_reserve(c: &mut Criterion) {
     let rt = runtime();
     let transaction = mock!(Client::transact_write_items).then_output(|| TransactWriteItemsOutput::builder().build());
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&transaction]);
+    let query = mock!(Client::query)
+        .then_output(|| QueryOutput::builder().items(stock_item("main", 40, 2, 10)).count(1).build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&transaction, &query]);
     let store = store(client.clone());
+    let settings = reserve_inventory::HoldSettings { hold_seconds: 900, require_sign_in: false };
     let reserve = request(
         "POST",
         serde_json::json!({"productId": PRODUCT}),
@@ -140,9 +169,15 @@ fn bench_reserve(c: &mut Criterion) {
     );
     let mut group = c.benchmark_group("reserve_inventory");
     group.bench_function("handler", |b| {
-        b.iter(|| rt.block_on(async { respond(reserve_inventory::reserve(&store, &reserve, 900).await, "bench") }))
+        b.iter(|| rt.block_on(async { respond(reserve_inventory::reserve(&store, &reserve, &settings).await, "bench") }))
     });
-    group.bench_function("bare SDK", |b| b.iter(|| rt.block_on(hold_transaction(&client).send()).is_ok()));
+    group.bench_function("bare SDK", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                (item_query(&client).send().await.is_ok(), hold_transaction(&client).send().await.is_ok())
+            })
+        })
+    });
     group.finish();
 }
 
@@ -181,9 +216,10 @@ fn bench_release(c: &mut Criterion) {
 
 fn bench_admin_update(c: &mut Criterion) {
     let rt = runtime();
-    let update_item = mock!(Client::update_item)
-        .then_output(|| UpdateItemOutput::builder().set_attributes(Some(stock_item("main", 90, 2, 10))).build());
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&update_item]);
+    let transaction = mock!(Client::transact_write_items).then_output(|| TransactWriteItemsOutput::builder().build());
+    let get_item = mock!(Client::get_item)
+        .then_output(|| GetItemOutput::builder().set_item(Some(stock_item("main", 90, 2, 10))).build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&transaction, &get_item]);
     let store = store(client.clone());
     let restock = request(
         "PUT",
@@ -197,17 +233,32 @@ fn bench_admin_update(c: &mut Criterion) {
     });
     group.bench_function("bare SDK", |b| {
         b.iter(|| {
-            rt.block_on(
-                client
-                    .update_item()
+            rt.block_on(async {
+                // The change and its request record in one transaction, then the item as it is now.
+                let update = Update::builder()
                     .table_name("stock")
                     .key("product_id", s(PRODUCT))
                     .key("warehouse_id", s("main"))
                     .update_expression("SET stock_count = stock_count + :d, available_count = available_count + :d")
                     .expression_attribute_values(":d", n(50))
-                    .send(),
-            )
-            .is_ok()
+                    .build()
+                    .expect("an update");
+                let record = Put::builder()
+                    .table_name("requests")
+                    .item("request_key", s("admin\nuser:7a1c\nSKU-1001\nkey"))
+                    .condition_expression("attribute_not_exists(request_key)")
+                    .build()
+                    .expect("a put");
+                let written = client
+                    .transact_write_items()
+                    .transact_items(TransactWriteItem::builder().update(update).build())
+                    .transact_items(TransactWriteItem::builder().put(record).build())
+                    .send()
+                    .await;
+                let key = HashMap::from([("product_id".to_owned(), s(PRODUCT)), ("warehouse_id".to_owned(), s("main"))]);
+                let read = client.get_item().table_name("stock").set_key(Some(key)).consistent_read(true).send().await;
+                (written.is_ok(), read.is_ok())
+            })
         })
     });
     group.finish();

@@ -1,5 +1,5 @@
-//! POST /inventory/{productId}/reserve `{quantity, warehouse_id?}` + optional Idempotency-Key:
-//! "Add to cart" holds units for HOLD_SECONDS.
+//! POST /inventory/{productId}/reserve `{quantity, warehouse_id?}` + Cart-Token + optional
+//! Idempotency-Key: "Add to cart" holds units for HOLD_SECONDS, for that cart.
 
 use shared::api::{self, Request};
 use shared::domain::ProductId;
@@ -11,11 +11,30 @@ use shared::{auth, service, time, InventoryError};
 pub async fn reserve(
     store: &(impl StockReader + HoldStore),
     request: &Request,
-    hold_seconds: i64,
+    settings: &HoldSettings,
 ) -> Result<(u16, ReservationView), InventoryError> {
     let product = ProductId::parse(api::path_param(request, "productId")?)?;
     api::query_params(request, &[])?;
     let key = api::header(request, "idempotency-key")?.map(IdempotencyKey::parse).transpose()?;
     let body: ReserveRequest = api::json_body(request)?;
-    service::reserve(store, product, body, key, auth::ANONYMOUS_ACTOR, hold_seconds, time::now()).await
+    let holder = auth::holder(request, settings.require_sign_in)?;
+    let actor = auth::Caller::from_request(request).map_or_else(|| auth::ANONYMOUS_ACTOR.to_owned(), |c| c.actor());
+    service::reserve(store, product, body, key, &holder, &actor, settings.hold_seconds, time::now()).await
+}
+
+/// How holds are placed: how long they last, and whether they need a signed-in shopper.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldSettings {
+    pub hold_seconds: i64,
+    pub require_sign_in: bool,
+}
+
+impl HoldSettings {
+    /// From HOLD_SECONDS and HOLDS_REQUIRE_SIGN_IN; a missing or malformed one fails the cold start.
+    pub fn from_env() -> Result<Self, shared::config::SettingError> {
+        Ok(Self {
+            hold_seconds: shared::config::hold_seconds()?,
+            require_sign_in: shared::config::holds_require_sign_in()?,
+        })
+    }
 }

@@ -1,5 +1,6 @@
 //! PUT /inventory/{productId}, behind the JWT authorizer:
-//! `{reservation_id}` — checkout: any signed-in user commits the hold (sold, exactly once);
+//! `{reservation_id}` + Cart-Token — checkout: a signed-in user who holds the hold (its cart token,
+//! or its owner) commits it (sold, exactly once) and it is theirs from then on;
 //! `{stock_count | adjust_by, threshold_level?, warehouse_id?, reason?, expected_version?}` + optional
 //! Idempotency-Key — admin.
 
@@ -29,8 +30,10 @@ pub async fn update(
     let caller = auth::signed_in(request)?;
     match PutRequest::from_json(api::json_body(request)?)? {
         PutRequest::Checkout(id) => {
+            let proof = auth::holder_proof(request)?;
             let (status, view) =
-                service::end_hold(store, &product, &id, Transition::Commit, &caller.actor(), time::now()).await?;
+                service::end_hold(store, &product, &id, Transition::Commit, &proof, &caller.actor(), time::now())
+                    .await?;
             Ok((status, Updated::Checkout(view)))
         }
         PutRequest::Admin(update) => {

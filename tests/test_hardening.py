@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import math
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 import requests
+from cfnlint.decode import cfn_yaml
+
+from support import new_cart_token
+
+TEMPLATE = json.loads(json.dumps(cfn_yaml.loads((Path(__file__).resolve().parent.parent / "template.yaml").read_text())))
 
 
 @pytest.fixture
@@ -58,3 +66,39 @@ def test_no_token_or_password_reaches_the_logs(stack, tokens):
         assert "Bearer " not in message and "authorization" not in message.lower(), (group, message[:300])
         assert not any(secret in message for secret in secrets), group
     assert len(messages) > 100  # the run's request logs were read, not an empty set
+
+
+API_HOLD_FUNCTIONS = ("ReserveInventoryFunction", "ReleaseReservationFunction", "UpdateInventoryFunction")
+
+
+def test_at_the_most_verbose_allowed_level_no_secret_reaches_the_logs(stack, tokens, new_product):
+    """DEBUG is the most verbose LogLevel the template allows (TRACE would log raw events). With the
+    hold functions at DEBUG, a hold is placed, released, placed and checked out: their logs carry
+    DEBUG lines but no cart token, access token or password."""
+    assert TEMPLATE["Parameters"]["LogLevel"]["AllowedValues"] == ["DEBUG", "INFO", "WARN", "ERROR"]
+    lambda_client = stack.client("lambda")
+    names = [f["FunctionName"] for f in lambda_client.list_functions()["Functions"]
+             if any(kind in f["FunctionName"] for kind in API_HOLD_FUNCTIONS)]
+    assert len(names) == 3, names
+    saved = {name: lambda_client.get_function_configuration(FunctionName=name) for name in names}
+    for name, config in saved.items():
+        lambda_client.update_function_configuration(
+            FunctionName=name, LoggingConfig={**config["LoggingConfig"], "ApplicationLogLevel": "DEBUG"},
+            Environment={"Variables": {**config["Environment"]["Variables"], "LOG_LEVEL_PROBE": "debug"}})
+    try:
+        product = new_product(main=10)
+        cart = new_cart_token()
+        first = stack.reserve(product, 1, "main", cart=cart)
+        assert first.status_code == 201 and stack.release(product, first.json()["reservation_id"]).status_code == 200
+        second = stack.reserve(product, 1, "main", cart=cart, key=str(uuid.uuid4()))
+        assert stack.commit(product, second.json()["reservation_id"], tokens["shopper"]).status_code == 200
+    finally:
+        for name, config in saved.items():
+            lambda_client.update_function_configuration(FunctionName=name, LoggingConfig=config["LoggingConfig"],
+                                                        Environment=config["Environment"])
+    secrets = [cart, *tokens.values(), *(user["password"] for user in stack.description["demo_users"].values())]
+    messages = [(g, m) for g, m in stack.function_log_messages() if any(k in g for k in API_HOLD_FUNCTIONS)]
+    assert sum('"DEBUG"' in m for _, m in messages) > 10, "the functions did not log at DEBUG"
+    for group, message in messages:
+        assert "Bearer " not in message and "authorization" not in message.lower(), (group, message[:300])
+        assert not any(secret in message for secret in secrets), (group, message[:300])

@@ -2,7 +2,7 @@
 import { ApiError, apiRequest, path } from "./api";
 import { currentSession, type Session, signInWithForm, signOut, SignInError } from "./auth";
 import { type Config, loadConfig } from "./config";
-import { ID_PATTERN, MAX_ID_LEN, MAX_REASON_LEN, MAX_STOCK } from "./limits";
+import { ID_PATTERN, MAX_HOLD_QUANTITY, MAX_ID_LEN, MAX_REASON_LEN, MAX_STOCK } from "./limits";
 import { explain } from "./messages";
 import { newIdempotencyKey } from "./keys";
 import { byId, el, say, show } from "./ui";
@@ -17,6 +17,7 @@ interface StockItem {
   reserved_count: number;
   available: number;
   threshold_level: number;
+  max_per_cart: number;
   status: string;
   version: number;
 }
@@ -65,6 +66,7 @@ const page = {
   editForm: byId<HTMLFormElement>("edit-form"),
   editAmount: byId<HTMLInputElement>("edit-amount"),
   editThreshold: byId<HTMLInputElement>("edit-threshold"),
+  editMaxPerCart: byId<HTMLInputElement>("edit-max-per-cart"),
   editReason: byId<HTMLInputElement>("edit-reason"),
   editStatus: byId<HTMLParagraphElement>("edit-status"),
   addForm: byId<HTMLFormElement>("add-form"),
@@ -78,7 +80,8 @@ const page = {
 
 const CHANGE_WORDS: Record<string, string> = {
   set: "Stock set", adjust: "Stock adjusted", threshold: "Threshold changed", hold: "Held (cart)",
-  released: "Released", committed: "Sold", expired: "Hold expired", reconcile: "Reconciled",
+  released: "Released", committed: "Sold", expired: "Hold expired", reconciled: "Reconciled (counters repaired)",
+  limit: "Per-cart limit changed",
 };
 
 const STATUS_WORDS: Record<string, string> = { IN_STOCK: "In stock", LOW_STOCK: "Low stock", OUT_OF_STOCK: "Out of stock" };
@@ -231,6 +234,7 @@ function openEditor(row: StockItem): void {
   if (!same) {
     page.editForm.reset();
     page.editThreshold.value = String(row.threshold_level);
+    page.editMaxPerCart.value = String(row.max_per_cart);
     say(page.editStatus, "");
   }
   show(page.editor, true);
@@ -259,8 +263,10 @@ function editBody(): Record<string, unknown> {
   }
   const threshold = wholeNumber(page.editThreshold, "The threshold", 0, MAX_STOCK);
   if (threshold !== row?.threshold_level) body.threshold_level = threshold;
-  if (!("stock_count" in body) && !("adjust_by" in body) && !("threshold_level" in body)) {
-    throw new RangeError("Nothing to change: set or adjust the stock, or change the threshold.");
+  const perCart = wholeNumber(page.editMaxPerCart, "Most per cart", 1, MAX_HOLD_QUANTITY);
+  if (perCart !== row?.max_per_cart) body.max_per_cart = perCart;
+  if (!("stock_count" in body) && !("adjust_by" in body) && !("threshold_level" in body) && !("max_per_cart" in body)) {
+    throw new RangeError("Nothing to change: set or adjust the stock, or change the threshold or the most per cart.");
   }
   const reason = page.editReason.value.trim();
   if (!reason || reason.length > MAX_REASON_LEN) throw new RangeError(`Give a reason (up to ${MAX_REASON_LEN} characters).`);

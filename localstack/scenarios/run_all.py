@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ["flash_sale", "abandoned_cart", "checkout", "low_stock_alert", "admin_auth", "bad_input", "multi_warehouse"]
+SCENARIOS = ["flash_sale", "abandoned_cart", "checkout", "low_stock_alert", "security", "bad_input", "multi_warehouse"]
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inventory_client import AlertInbox, Stack, unique_id, wait_for  # noqa: E402,F401
+from inventory_client import AlertInbox, Stack, new_cart_token, unique_id, wait_for  # noqa: E402,F401
 
 
 class Scenario:

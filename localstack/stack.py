@@ -376,11 +376,12 @@ Inventory stack is up.
 
 Try:
   curl -s {api}/inventory/{product}
-  curl -s -X POST {api}/inventory/{product}/reserve -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{"quantity": 2}}'
-  curl -s -X DELETE {api}/inventory/{product}/reservations/<reservation_id>
+  CART=$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')   # your cart's secret
+  curl -s -X POST {api}/inventory/{product}/reserve -H "Cart-Token: $CART" -H "Idempotency-Key: $(cat /proc/sys/kernel/random/uuid)" -d '{{"quantity": 2}}'
+  curl -s -X DELETE {api}/inventory/{product}/reservations/<reservation_id> -H "Cart-Token: $CART"
 
-  TOKEN=$(make -s token ROLE=shopper)   # checkout needs a signed-in user
-  curl -s -X PUT {api}/inventory/{product} -H "Authorization: Bearer $TOKEN" -d '{{"reservation_id": "<id>"}}'
+  TOKEN=$(make -s token ROLE=shopper)   # checkout needs a signed-in user and the cart
+  curl -s -X PUT {api}/inventory/{product} -H "Authorization: Bearer $TOKEN" -H "Cart-Token: $CART" -d '{{"reservation_id": "<id>"}}'
   TOKEN=$(make -s token ROLE=admin)     # stock changes need an inventory-admins member
   curl -s -X PUT {api}/inventory/{product} -H "Authorization: Bearer $TOKEN" -d '{{"adjust_by": 50, "warehouse_id": "main", "reason": "delivery"}}'
   curl -s -H "Authorization: Bearer $TOKEN" '{api}/inventory?status=LOW_STOCK'
@@ -396,10 +397,12 @@ def publish_to_aws(stack_name: str):
     outputs = {o["OutputKey"]: o["OutputValue"] for o in
                session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0].get("Outputs", [])}
     region = session.region_name
+    # Behind the edge layer (EdgeProtection) the pages call the API on their own HTTPS origin.
+    api_url = outputs.get("EdgeUrl") or outputs["ApiUrl"]
     publish_frontend(session.client("s3"), outputs["FrontendBucketName"], frontend_config(
-        outputs["ApiUrl"], region, f"https://cognito-idp.{region}.amazonaws.com/", outputs["UserPoolClientId"],
+        api_url, region, f"https://cognito-idp.{region}.amazonaws.com/", outputs["UserPoolClientId"],
         int(outputs["HoldSeconds"]), []))
-    print(f"published: {outputs['FrontendUrl']}")
+    print(f"published: {outputs['EdgeUrl'] + '/index.html' if 'EdgeUrl' in outputs else outputs['FrontendUrl']}")
 
 
 def main():

@@ -16,8 +16,11 @@ Usage: python ministack_faithful.py            (GATEWAY_PORT, BIND_HOST, TTL_REA
 from __future__ import annotations
 
 import asyncio
+import base64
+import bisect
 import contextvars
 import hashlib
+import heapq
 import inspect
 import json
 import logging
@@ -71,6 +74,7 @@ FINGERPRINTS = {
     "dynamodb.handle_request": "1201f2ac993ce1a07339816d280e7b86da8395988b41f91ce72caade86e12406",
     "app._lazy_handler": "6cfcc348de12319333bbd624b85d014cf607ecb009913996b6206122ba8650cd",
     "app.main": "aae886212adbdc544e4d253fa9ee5db1b6c690ef85b8421df796fbdc095ed4ee",
+    "cloudwatch_logs._filter_log_events": "9b3d13c713b5d3cb25b0405db33ba3e5fd0fff5f7c8250c5d28e1b7d05f71b63",
 }
 
 TTL_REAPER_THREAD = "dynamodb-ttl-reaper"
@@ -132,6 +136,11 @@ def _sqs_service():
     return sqs
 
 
+def _logs_service():
+    from ministack.services import cloudwatch_logs
+    return cloudwatch_logs
+
+
 def _apigateway():
     from ministack.services import apigateway
     return apigateway
@@ -180,6 +189,7 @@ def _relied_on():
         "dynamodb.handle_request": dynamodb.handle_request,
         "app._lazy_handler": _modules()[0]._lazy_handler,
         "app.main": _modules()[0].main,
+        "cloudwatch_logs._filter_log_events": _logs_service()._filter_log_events,
     }
 
 
@@ -1026,6 +1036,59 @@ def control(method: str, path: str, body: bytes) -> tuple[int, dict]:
     return 404, {"message": f"no control route {method} {path}"}
 
 
+# --- Fix 13: FilterLogEvents pages with nextToken -------------------------------------------------
+# AWS answers FilterLogEvents a page at a time (at most `limit`, default and most 10,000 events)
+# with a nextToken while more match. MiniStack returned the oldest 10,000 matches and no token, so
+# a reader of a busy function's log never saw its newest lines (the tests' log and metric checks
+# read every line). Pages here follow the same time order; the token is the number of matches
+# already returned (events are only ever appended at the end of that order, so pages stay stable).
+
+def _install_filter_log_events_pages():
+    logs = _logs_service()
+
+    def filter_log_events_in_pages(data):
+        group = logs._resolve_log_group_name(data)
+        if group not in logs._log_groups:
+            return logs.error_response_json(
+                "ResourceNotFoundException", f"The specified log group does not exist: {group}", 400)
+        limit = max(1, min(int(data.get("limit") or 10000), 10000))
+        try:
+            skip = int(base64.urlsafe_b64decode(data["nextToken"]).decode()) if data.get("nextToken") else 0
+        except (ValueError, UnicodeDecodeError):
+            return logs.error_response_json("InvalidParameterException", "The nextToken is not valid", 400)
+        matches = logs._compile_filter_pattern(data.get("filterPattern", ""))
+        start_time, end_time = data.get("startTime"), data.get("endTime")
+        streams = logs._log_groups[group]["streams"]
+        ranges = []
+        with logs._log_events_lock:
+            for name in data.get("logStreamNames") or list(streams):
+                stream = streams.get(name)
+                if stream is None:
+                    continue
+                history = stream["events"]
+                start = bisect.bisect_left(history, start_time, key=logs._event_timestamp) if start_time is not None else 0
+                end = bisect.bisect_right(history, end_time, key=logs._event_timestamp) if end_time is not None else len(history)
+                ranges.append(logs._stream_event_range(history, name, start, end))
+        page, seen, more = [], 0, False
+        ordered = heapq.merge(*ranges, key=lambda entry: (entry[0]["timestamp"], entry[0].get("ingestionTime", 0)))
+        for event, stream_name in ordered:
+            if not matches(event.get("message", "")):
+                continue
+            seen += 1
+            if seen <= skip:
+                continue
+            if len(page) == limit:
+                more = True
+                break
+            page.append({**event, "logStreamName": stream_name})
+        answer = {"events": page, "searchedLogStreams": []}
+        if more:
+            answer["nextToken"] = base64.urlsafe_b64encode(str(skip + len(page)).encode()).decode()
+        return logs.json_response(answer)
+
+    logs._filter_log_events = filter_log_events_in_pages
+
+
 def _install_control_endpoint():
     app = _modules()[0]
     serve = app.app
@@ -1069,6 +1132,7 @@ def main():
     _install_http_api_cors_and_throttling()
     _install_metric_math_alarms()
     _install_faults()
+    _install_filter_log_events_pages()
     _install_control_endpoint()
     _start_ttl_reaper(interval)
     log.info("fidelity fixes applied (TTL reaper every %.1fs; control endpoint %s)", interval, CONTROL_PREFIX)

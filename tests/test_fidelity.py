@@ -373,3 +373,24 @@ def test_a_write_applied_whose_answer_is_lost_is_applied_again_by_the_sdks_retry
         "ExpressionAttributeValues": {":one": {"N": "1"}}}}])
     assert counter() == 6
     assert all(f["remaining"] == 0 for f in stack.faults() if f["table"] == counter_table)
+
+
+def test_filter_log_events_pages_past_ten_thousand_events(stack):
+    """AWS pages FilterLogEvents with nextToken; MiniStack returned the oldest 10,000 and no token, so
+    the newest lines of a busy function's log were never read (fix 13)."""
+    logs = stack.client("logs")
+    group = f"/fidelity/{unique_id('logs')}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    start = int(time.time() * 1000) - 20_000
+    for batch in range(3):
+        logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+            {"timestamp": start + batch * 5_000 + i // 10, "message": f"line {batch * 5_000 + i}" + (" mark" if i % 1_000 == 0 else "")} for i in range(5_000)])
+    first = logs.filter_log_events(logGroupName=group)
+    assert len(first["events"]) == 10_000 and "nextToken" in first
+    messages = [e["message"] for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group)
+                for e in page["events"]]
+    assert len(messages) == 15_000 and messages[-1] == "line 14999" and len(set(messages)) == 15_000
+    marked = [e["message"] for page in logs.get_paginator("filter_log_events").paginate(
+        logGroupName=group, filterPattern="mark", PaginationConfig={"PageSize": 4}) for e in page["events"]]
+    assert marked == [f"line {n} mark" for n in range(0, 15_000, 1_000)]

@@ -83,11 +83,12 @@ pub fn holder(request: &Request, require_sign_in: bool) -> Result<Holder, Invent
              sent again to release or check out the hold",
         )
     })?;
-    let user = Caller::from_request(request).map(|caller| caller.subject);
-    if require_sign_in && user.is_none() {
+    let caller = Caller::from_request(request);
+    if require_sign_in && caller.is_none() {
         return Err(InventoryError::Unauthorized);
     }
-    Ok(Holder { cart: cart.cart(), user })
+    let actor = caller.as_ref().map_or_else(|| ANONYMOUS_ACTOR.to_owned(), Caller::actor);
+    Ok(Holder { cart: cart.cart(), user: caller.map(|caller| caller.subject), actor })
 }
 
 /// What the caller shows to end a hold: the cart of its `Cart-Token` header and its verified user.

@@ -183,11 +183,13 @@ impl CartId {
     }
 }
 
-/// Who places a hold: their cart, and the signed-in user where the route verified one.
+/// Who places a hold: their cart, the signed-in user where the route verified one, and how the audit
+/// trail names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     pub cart: CartId,
     pub user: Option<String>,
+    pub actor: String,
 }
 
 /// What a caller shows to end a hold: the hold's cart token, and the verified signed-in user (if
@@ -449,8 +451,14 @@ mod tests {
         assert_eq!(cart, CartToken::parse("Xq3-_abcdefghijklmnopqrstuvwxyz0123456789ABC").unwrap().cart());
         assert_ne!(cart, CartToken::parse("Xq3-_abcdefghijklmnopqrstuvwxyz0123456789ABD").unwrap().cart());
         assert_eq!(format!("{token:?}"), "CartToken(…)");
-        for bad in ["", "short", &"a".repeat(MIN_CART_TOKEN_LEN - 1), &"a".repeat(MAX_CART_TOKEN_LEN + 1),
-                    "has spaces in it but is long enough", "dots.are.not.base64url.at.all"] {
+        for bad in [
+            "",
+            "short",
+            &"a".repeat(MIN_CART_TOKEN_LEN - 1),
+            &"a".repeat(MAX_CART_TOKEN_LEN + 1),
+            "has spaces in it but is long enough",
+            "dots.are.not.base64url.at.all",
+        ] {
             assert!(CartToken::parse(bad).is_err(), "{bad}");
         }
     }

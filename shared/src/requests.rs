@@ -87,7 +87,10 @@ mod tests {
         // Without a key every write is a request of its own.
         let unkeyed = || RequestRecord::for_admin(&sku1, "user:a", None, &set, 100).request_key;
         assert_ne!(unkeyed(), unkeyed());
-        assert_eq!(RequestRecord::for_admin(&sku1, "user:a", None, &set, 100).purge_at, 100 + REQUEST_RETENTION_SECONDS);
+        assert_eq!(
+            RequestRecord::for_admin(&sku1, "user:a", None, &set, 100).purge_at,
+            100 + REQUEST_RETENTION_SECONDS
+        );
     }
 
     #[test]

@@ -31,7 +31,6 @@ pub async fn reserve(
     request: ReserveRequest,
     key: Option<IdempotencyKey>,
     holder: &Holder,
-    actor: &str,
     hold_seconds: i64,
     now: EpochSeconds,
 ) -> Result<(u16, ReservationView), InventoryError> {
@@ -68,7 +67,7 @@ pub async fn reserve(
         hold.cart = Some(holder.cart.clone());
         hold.owner = holder.user.clone();
         let recorded = key.as_ref().map(|key| RequestRecord::for_hold(key, &hold, now));
-        match store.place_hold(&hold, max_per_cart, recorded.as_ref(), actor).await? {
+        match store.place_hold(&hold, max_per_cart, recorded.as_ref(), &holder.actor).await? {
             PlaceOutcome::Placed => {
                 tracing::info!(reservation_id = %id, product_id = %product, warehouse_id = %warehouse, quantity,
                                expires_at = hold.expires_at, transition = "PLACED", "hold placed");
@@ -79,7 +78,7 @@ pub async fn reserve(
                 return Ok((201, hold.view()));
             }
             PlaceOutcome::AlreadyRequested(earlier) => {
-                return earlier_hold(store, earlier, &request, now).await.map(|view| (200, view));
+                return earlier_hold(store, *earlier, &request, now).await.map(|view| (200, view));
             }
             PlaceOutcome::Insufficient { available } => most_available = most_available.max(available),
             PlaceOutcome::NoStockItem if request.warehouse_id.is_some() => {

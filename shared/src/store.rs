@@ -76,7 +76,7 @@ pub enum PlaceOutcome {
     Placed,
     /// The request's Idempotency-Key was used before (a retry): nothing was changed. The record
     /// of that request, with the hold it placed.
-    AlreadyRequested(RequestRecord),
+    AlreadyRequested(Box<RequestRecord>),
     /// The warehouse has fewer units for sale than asked: nothing was changed.
     Insufficient {
         available: i64,
@@ -87,7 +87,9 @@ pub enum PlaceOutcome {
     CartHoldsFull,
     /// The hold would take the cart past the product's units per cart: nothing was changed. The
     /// units of the product the cart holds now.
-    CartUnitsFull { in_cart: i64 },
+    CartUnitsFull {
+        in_cart: i64,
+    },
 }
 
 /// What ending a hold came to.
@@ -429,7 +431,8 @@ impl DynamoStore {
                             reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
                         );
                         // Contention and throttling pass; anything else (a ValidationError) is ours.
-                        let passing = ["None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
+                        let passing =
+                            ["None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
                         if reasons.iter().all(|r| r.code().is_none_or(|code| passing.contains(&code))) {
                             return Err(InventoryError::Unavailable { detail });
                         }
@@ -663,7 +666,7 @@ impl HoldStore for DynamoStore {
         };
         // A recorded request wins over everything else: a retry must see its own hold.
         if let Some(earlier) = old_item(reasons.get(3)) {
-            return Ok(PlaceOutcome::AlreadyRequested(item_of(earlier, "request")?));
+            return Ok(PlaceOutcome::AlreadyRequested(Box::new(item_of(earlier, "request")?)));
         }
         if reasons.get(2).and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
             let cart = old_item(reasons.get(2));

@@ -12,29 +12,34 @@ use aws_sdk_dynamodb::types::error::{ProvisionedThroughputExceededException, Tra
 use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use shared::admin::{StockChange, StockUpdate};
 use shared::api::respond;
 use shared::config::Config;
 use shared::domain::{ProductId, WarehouseId};
-use shared::admin::{StockChange, StockUpdate};
-use shared::holds::{IdempotencyKey, Quantity, Reservation, ReservationId, ReserveRequest};
+use shared::holds::{CartToken, IdempotencyKey, Quantity, Reservation, ReservationId, ReserveRequest};
 use shared::requests::RequestRecord;
 use shared::store::{AdminOutcome, DynamoStore, HoldStore, PlaceOutcome, StockAdmin, StockReader};
 use shared::InventoryError;
 
 fn store(client: Client) -> DynamoStore {
-    DynamoStore::new(client, Config { stock_table: "stock".into(), reservations_table: "holds".into(), requests_table: "requests".into() })
+    DynamoStore::new(
+        client,
+        Config { stock_table: "stock".into(), reservations_table: "holds".into(), requests_table: "requests".into() },
+    )
 }
 
 fn hold() -> Reservation {
     let request = ReserveRequest { quantity: Quantity::new(2).unwrap(), warehouse_id: None };
-    Reservation::new(
+    let mut hold = Reservation::new(
         ReservationId::random(),
         ProductId::parse("SKU-1").unwrap(),
         WarehouseId::parse("main").unwrap(),
         &request,
         1_000,
         900,
-    )
+    );
+    hold.cart = Some(CartToken::parse("a-cart-token-of-at-least-22-chars").unwrap().cart());
+    hold
 }
 
 fn cancelled(reasons: Vec<CancellationReason>) -> TransactWriteItemsError {
@@ -78,7 +83,7 @@ async fn a_failed_stock_condition_is_insufficient_stock_with_what_is_available()
     });
     let client = mock_client!(aws_sdk_dynamodb, [&rule]);
     assert_eq!(
-        store(client).place_hold(&hold(), None, "shopper").await.unwrap(),
+        store(client).place_hold(&hold(), 20, None, "shopper").await.unwrap(),
         PlaceOutcome::Insufficient { available: 1 }
     );
 }
@@ -88,7 +93,7 @@ async fn a_failed_stock_condition_without_an_item_means_no_stock_record() {
     let rule = mock!(Client::transact_write_items)
         .then_error(|| cancelled(vec![reason("ConditionalCheckFailed"), reason("None")]));
     let client = mock_client!(aws_sdk_dynamodb, [&rule]);
-    assert_eq!(store(client).place_hold(&hold(), None, "shopper").await.unwrap(), PlaceOutcome::NoStockItem);
+    assert_eq!(store(client).place_hold(&hold(), 20, None, "shopper").await.unwrap(), PlaceOutcome::NoStockItem);
 }
 
 fn idempotency_key() -> IdempotencyKey {
@@ -101,14 +106,14 @@ async fn an_earlier_request_wins_over_insufficient_stock() {
     let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&earlier).unwrap();
     let rule = mock!(Client::transact_write_items).then_error(move || {
         let request = CancellationReason::builder().code("ConditionalCheckFailed").set_item(Some(item.clone())).build();
-        cancelled(vec![reason("ConditionalCheckFailed"), reason("None"), request])
+        cancelled(vec![reason("ConditionalCheckFailed"), reason("None"), reason("None"), request])
     });
     let client = mock_client!(aws_sdk_dynamodb, [&rule]);
     let retry = hold();
     let request = RequestRecord::for_hold(&idempotency_key(), &retry, 1_001);
     assert_eq!(
-        store(client).place_hold(&retry, Some(&request), "shopper").await.unwrap(),
-        PlaceOutcome::AlreadyRequested(earlier)
+        store(client).place_hold(&retry, 20, Some(&request), "shopper").await.unwrap(),
+        PlaceOutcome::AlreadyRequested(Box::new(earlier))
     );
 }
 
@@ -144,11 +149,13 @@ async fn an_admin_write_whose_answer_was_lost_is_not_applied_again() {
         .sequence()
         .http_status(500, Some(r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError"}"#.into()))
         .error(move || {
-            let mine = CancellationReason::builder().code("ConditionalCheckFailed").set_item(Some(recorded.clone())).build();
+            let mine =
+                CancellationReason::builder().code("ConditionalCheckFailed").set_item(Some(recorded.clone())).build();
             cancelled(vec![reason("None"), mine])
         })
         .build();
-    let read = mock!(Client::get_item).then_output(|| GetItemOutput::builder().set_item(Some(stock_item(15, 2))).build());
+    let read =
+        mock!(Client::get_item).then_output(|| GetItemOutput::builder().set_item(Some(stock_item(15, 2))).build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&applied_then_lost, &read], |c| c
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(3)));
     let outcome = store(client).update_stock(&product, &update, &request, "user:a", 1_000).await.unwrap();
@@ -168,7 +175,7 @@ async fn transaction_conflicts_are_retried_then_succeed() {
         .output(|| TransactWriteItemsOutput::builder().build())
         .build();
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&conflict_twice_then_ok]);
-    assert_eq!(store(client).place_hold(&hold(), None, "shopper").await.unwrap(), PlaceOutcome::Placed);
+    assert_eq!(store(client).place_hold(&hold(), 20, None, "shopper").await.unwrap(), PlaceOutcome::Placed);
     assert_eq!(conflict_twice_then_ok.num_calls(), 3);
 }
 
@@ -177,7 +184,30 @@ async fn transaction_conflicts_that_persist_become_503() {
     let conflict = mock!(Client::transact_write_items)
         .then_error(|| cancelled(vec![reason("TransactionConflict"), reason("None")]));
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&conflict]);
-    let err = store(client).place_hold(&hold(), None, "shopper").await.unwrap_err();
+    let err = store(client).place_hold(&hold(), 20, None, "shopper").await.unwrap_err();
     assert_eq!(err.status(), 503);
     assert_eq!(conflict.num_calls(), 4);
+}
+
+/// The cart's condition failed: its record (ALL_OLD) tells which limit.
+#[tokio::test]
+async fn a_full_cart_is_told_apart_from_a_cart_at_its_units_limit() {
+    let cart_failed = |holds: i64, units: i64| {
+        let rule = mock!(Client::transact_write_items).then_error(move || {
+            let cart = CancellationReason::builder()
+                .code("ConditionalCheckFailed")
+                .item("holds", AttributeValue::N(holds.to_string()))
+                .item("units:SKU-1", AttributeValue::N(units.to_string()))
+                .build();
+            cancelled(vec![reason("None"), reason("None"), cart])
+        });
+        (mock_client!(aws_sdk_dynamodb, [&rule]), rule)
+    };
+    let (client, _rule) = cart_failed(20, 2);
+    assert_eq!(store(client).place_hold(&hold(), 20, None, "shopper").await.unwrap(), PlaceOutcome::CartHoldsFull);
+    let (client, _rule) = cart_failed(3, 19);
+    assert_eq!(
+        store(client).place_hold(&hold(), 20, None, "shopper").await.unwrap(),
+        PlaceOutcome::CartUnitsFull { in_cart: 19 }
+    );
 }

@@ -50,7 +50,10 @@ fn store_holding(item: StockLevel) -> DynamoStore {
         .then_output(move || GetItemOutput::builder().set_item(Some(serde_dynamo::to_item(&item).unwrap())).build());
     let finish = mock!(Client::update_item).then_output(|| UpdateItemOutput::builder().build());
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&get, &finish]);
-    DynamoStore::new(client, Config { stock_table: "stock".into(), reservations_table: "holds".into(), requests_table: "requests".into() })
+    DynamoStore::new(
+        client,
+        Config { stock_table: "stock".into(), reservations_table: "holds".into(), requests_table: "requests".into() },
+    )
 }
 
 fn alert() -> Alert {

@@ -26,7 +26,10 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn store(client: Client) -> DynamoStore {
-    DynamoStore::new(client, Config { stock_table: "stock".into(), reservations_table: "holds".into(), requests_table: "requests".into() })
+    DynamoStore::new(
+        client,
+        Config { stock_table: "stock".into(), reservations_table: "holds".into(), requests_table: "requests".into() },
+    )
 }
 
 fn n(value: i64) -> AttributeValue {
@@ -54,8 +57,14 @@ fn active_hold() -> Reservation {
     let request = ReserveRequest { quantity: Quantity::new(2).expect("2 units"), warehouse_id: None };
     let product = ProductId::parse(PRODUCT).expect("an id");
     let now = shared::time::now();
-    let mut hold =
-        Reservation::new(ReservationId::random(), product, WarehouseId::parse("main").expect("an id"), &request, now, 900);
+    let mut hold = Reservation::new(
+        ReservationId::random(),
+        product,
+        WarehouseId::parse("main").expect("an id"),
+        &request,
+        now,
+        900,
+    );
     hold.cart = Some(CartToken::parse(CART_TOKEN).expect("a cart token").cart());
     hold
 }
@@ -169,7 +178,9 @@ fn bench_reserve(c: &mut Criterion) {
     );
     let mut group = c.benchmark_group("reserve_inventory");
     group.bench_function("handler", |b| {
-        b.iter(|| rt.block_on(async { respond(reserve_inventory::reserve(&store, &reserve, &settings).await, "bench") }))
+        b.iter(|| {
+            rt.block_on(async { respond(reserve_inventory::reserve(&store, &reserve, &settings).await, "bench") })
+        })
     });
     group.bench_function("bare SDK", |b| {
         b.iter(|| {
@@ -255,7 +266,8 @@ fn bench_admin_update(c: &mut Criterion) {
                     .transact_items(TransactWriteItem::builder().put(record).build())
                     .send()
                     .await;
-                let key = HashMap::from([("product_id".to_owned(), s(PRODUCT)), ("warehouse_id".to_owned(), s("main"))]);
+                let key =
+                    HashMap::from([("product_id".to_owned(), s(PRODUCT)), ("warehouse_id".to_owned(), s("main"))]);
                 let read = client.get_item().table_name("stock").set_key(Some(key)).consistent_read(true).send().await;
                 (written.is_ok(), read.is_ok())
             })

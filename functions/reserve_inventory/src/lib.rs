@@ -18,8 +18,7 @@ pub async fn reserve(
     let key = api::header(request, "idempotency-key")?.map(IdempotencyKey::parse).transpose()?;
     let body: ReserveRequest = api::json_body(request)?;
     let holder = auth::holder(request, settings.require_sign_in)?;
-    let actor = auth::Caller::from_request(request).map_or_else(|| auth::ANONYMOUS_ACTOR.to_owned(), |c| c.actor());
-    service::reserve(store, product, body, key, &holder, &actor, settings.hold_seconds, time::now()).await
+    service::reserve(store, product, body, key, &holder, settings.hold_seconds, time::now()).await
 }
 
 /// How holds are placed: how long they last, and whether they need a signed-in shopper.

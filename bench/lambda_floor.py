@@ -48,6 +48,7 @@ NO_IO_EVENTS = {
 
 FUNCTION_ENV = {
     "STOCK_TABLE": "bench-stock", "RESERVATIONS_TABLE": "bench-reservations", "HISTORY_TABLE": "bench-history",
+    "REQUESTS_TABLE": "bench-requests", "HOLDS_REQUIRE_SIGN_IN": "false",
     "HOLD_SECONDS": "900", "HISTORY_RETENTION_DAYS": "365",
     "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:000000000000:bench", "STACK_NAME": "bench",
     "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",

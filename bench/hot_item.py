@@ -2,7 +2,8 @@
 
 Three ways, each on a product of its own with the same stock and the same requests:
 - "API": our reserve through the deployed HTTP API (function, transaction, everything);
-- "ours, DynamoDB only": the one TransactWriteItems our reserve issues, sent straight to DynamoDB;
+- "ours, DynamoDB only": what our reserve sends, straight to DynamoDB: a strongly consistent read of
+  the item (its units per cart), then one TransactWriteItems (counters, hold, the shopper's cart);
 - "naive, DynamoDB only": the seed's literal flow - strongly consistent read of stock and reserved,
   check in code, conditional update of the counters, then write the reservation.
 The last two are the like-for-like pair: same client, same DynamoDB, only the protocol differs.
@@ -28,6 +29,7 @@ class HotItem:
         self.stack = stack
         self.stock_table = stack.description["stock_table"]
         self.holds_table = stack.description["reservations_table"]
+        self.requests_table = stack.description["requests_table"]
 
     def new_product(self, stock: int) -> str:
         product = f"HOT-{uuid.uuid4().hex[:10]}"
@@ -44,6 +46,9 @@ class HotItem:
 
     def ours_direct(self, dynamodb, product: str, quantity: int) -> bool:
         key = {"product_id": {"S": product}, "warehouse_id": {"S": "main"}}
+        dynamodb.query(TableName=self.stock_table, ConsistentRead=True,
+                       KeyConditionExpression="product_id = :p AND warehouse_id = :w",
+                       ExpressionAttributeValues={":p": key["product_id"], ":w": key["warehouse_id"]})
         try:
             dynamodb.transact_write_items(TransactItems=[
                 {"Update": {"TableName": self.stock_table, "Key": key,
@@ -52,6 +57,10 @@ class HotItem:
                             "ExpressionAttributeValues": {":q": {"N": str(quantity)}}}},
                 {"Put": {"TableName": self.holds_table, "Item": self.hold_item(product, quantity),
                          "ConditionExpression": "attribute_not_exists(reservation_id)"}},
+                {"Update": {"TableName": self.requests_table, "Key": {"request_key": {"S": f"cart\n{uuid.uuid4()}"}},
+                            "UpdateExpression": "SET holds = if_not_exists(holds, :zero) + :one",
+                            "ConditionExpression": "attribute_not_exists(holds) OR holds < :most",
+                            "ExpressionAttributeValues": {":zero": {"N": "0"}, ":one": {"N": "1"}, ":most": {"N": "20"}}}},
             ])
             return True
         except ClientError as err:

@@ -1,7 +1,10 @@
 //! What every HTTP function's `main` does: one store per cold start, then per invocation parse →
 //! use case → response, with one structured log line per request.
 
-use std::future::Future;
+use std::any::Any;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::task::Poll;
 use std::time::Instant;
 
 use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
@@ -98,12 +101,12 @@ where
 {
     // The store lives as long as the process: one client and connection pool for all invocations.
     let store: &'static S = Box::leak(Box::new(store));
+    let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Request>| {
         let request_id = api::request_id(&event.payload, &event.context.request_id);
         let route = event.payload.route_key.clone().unwrap_or_default();
         let started = Instant::now();
-        // Boxed: the use-case future nests the SDK's and is too deep to lay out inline in `main`.
-        let outcome = Box::pin(handler(store, event.payload));
+        let outcome = unless_panicked(move || handler(store, event.payload));
         async move {
             let response = api::respond(outcome.await, &request_id);
             tracing::info!(
@@ -117,4 +120,56 @@ where
         }
     }))
     .await
+}
+
+/// The handler's outcome, with a panic (calling the handler or polling its future) turned into an
+/// internal error: the caller gets the documented 500 with its request id, the panic is logged as
+/// the request's error, and the process goes on serving. This needs `panic = "unwind"`, the
+/// release profile's setting (Cargo.toml); tests/test_panic.py checks it on the built binary.
+fn unless_panicked<T, Fut>(start: impl FnOnce() -> Fut) -> impl Future<Output = Result<T, InventoryError>>
+where
+    Fut: Future<Output = Result<T, InventoryError>>,
+{
+    // Boxed: the use-case future nests the SDK's and is too deep to lay out inline in `main`.
+    let mut started = catch_unwind(AssertUnwindSafe(|| Box::pin(start())));
+    poll_fn(move |cx| match &mut started {
+        Ok(future) => match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Err(panicked(&*panic))),
+        },
+        Err(panic) => Poll::Ready(Err(panicked(&**panic))),
+    })
+}
+
+fn panicked(panic: &(dyn Any + Send)) -> InventoryError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    InventoryError::internal(format!("handler panicked: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(outcome: Result<(), InventoryError>) -> String {
+        match outcome {
+            Err(InventoryError::Internal { detail }) => detail,
+            other => panic!("expected an internal error, got {other:?}"),
+        }
+    }
+
+    async fn panics_in_the_future(n: u32) -> Result<(), InventoryError> {
+        panic!("in the future {n}")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_an_internal_error() {
+        assert_eq!(detail(unless_panicked(|| panics_in_the_future(1)).await), "handler panicked: in the future 1");
+        let at_once = unless_panicked(|| -> std::future::Ready<Result<(), InventoryError>> { panic!("at once") });
+        assert_eq!(detail(at_once.await), "handler panicked: at once");
+        assert_eq!(unless_panicked(|| async { Ok::<_, InventoryError>(7) }).await.unwrap(), 7);
+    }
 }

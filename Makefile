@@ -11,7 +11,7 @@ CARGO ?= cargo
 NODE_STAMP := frontend/node_modules/.installed-$(shell sha256sum frontend/package-lock.json | cut -c1-12)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help up down token scenarios test lint unit build integration venv frontend chromium screenshots bench bench-smoke
+.PHONY: help up down token scenarios test lint unit build integration venv frontend chromium screenshots bench bench-smoke aws-build
 
 help:
 	@echo "make up     run the whole stack on a local AWS (MiniStack), seeded; writes .local/stack.json"
@@ -21,6 +21,7 @@ help:
 	@echo "make screenshots   screenshots of both pages from the running stack into docs/screenshots"
 	@echo "make test   lint, unit tests, integration and browser tests, benchmark smoke run (own stacks)"
 	@echo "make bench  run the benchmarks and rewrite docs/BENCHMARKS.md (a few minutes)"
+	@echo "make aws-build   sam validate --lint + sam build for AWS (arm64; ~15 min cold), checked against make up's build"
 
 $(STAMP): localstack/requirements.txt
 	@echo "==> installing the local AWS and test tools into $(VENV)"
@@ -92,3 +93,20 @@ bench-smoke: venv build frontend
 	$(PY) bench/run.py --smoke --out .local/bench-smoke.md
 
 test: lint unit integration bench-smoke
+
+# What `sam build` ships to AWS (arm64), checked to be built as `make up` and `make test` build:
+# sam validate --lint, sam build with every cargo command recorded, then the artifacts and the
+# profile are checked (localstack/aws_build.py). Not part of `make test`: a second full build.
+AWS_VENV := .local/aws-build
+AWS_STAMP := $(AWS_VENV)/.installed-$(shell sha256sum localstack/aws-build-requirements.txt | cut -c1-12)
+
+$(AWS_STAMP): localstack/aws-build-requirements.txt
+	@echo "==> installing aws-sam-cli, cargo-lambda and ziglang into $(AWS_VENV)"
+	python3 -m venv $(AWS_VENV)
+	$(AWS_VENV)/bin/pip install --quiet --disable-pip-version-check -r localstack/aws-build-requirements.txt
+	rm -f $(AWS_VENV)/.installed-*
+	touch $@
+
+aws-build: $(AWS_STAMP)
+	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	$(AWS_VENV)/bin/python localstack/aws_build.py

@@ -46,9 +46,7 @@ class HotItem:
 
     def ours_direct(self, dynamodb, product: str, quantity: int) -> bool:
         key = {"product_id": {"S": product}, "warehouse_id": {"S": "main"}}
-        dynamodb.query(TableName=self.stock_table, ConsistentRead=True,
-                       KeyConditionExpression="product_id = :p AND warehouse_id = :w",
-                       ExpressionAttributeValues={":p": key["product_id"], ":w": key["warehouse_id"]})
+        dynamodb.get_item(TableName=self.stock_table, Key=key, ConsistentRead=True)
         try:
             dynamodb.transact_write_items(TransactItems=[
                 {"Update": {"TableName": self.stock_table, "Key": key,

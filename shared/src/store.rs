@@ -594,18 +594,18 @@ impl StockReader for DynamoStore {
         product: &ProductId,
         warehouse: Option<&WarehouseId>,
     ) -> Result<Vec<StockLevel>, InventoryError> {
-        let mut key_condition = format!("{} = :product", attr::PRODUCT_ID);
-        let mut values = HashMap::from([(":product".to_owned(), s(product.as_str()))]);
         if let Some(warehouse) = warehouse {
-            key_condition.push_str(&format!(" AND {} = :warehouse", attr::WAREHOUSE_ID));
-            values.insert(":warehouse".to_owned(), s(warehouse.as_str()));
+            // One item: a strongly consistent GetItem (what a conditional write will see).
+            let key = Self::stock_key(product, warehouse);
+            let level = self.get_consistent(&self.config.stock_table, key, "stock").await?;
+            return Ok(level.into_iter().collect());
         }
         let items = self
             .client
             .query()
             .table_name(&self.config.stock_table)
-            .key_condition_expression(key_condition)
-            .set_expression_attribute_values(Some(values))
+            .key_condition_expression(format!("{} = :product", attr::PRODUCT_ID))
+            .expression_attribute_values(":product", s(product.as_str()))
             // GET must show what a reserve would see: never a stale replica.
             .consistent_read(true)
             .into_paginator()

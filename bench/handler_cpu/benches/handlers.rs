@@ -114,14 +114,13 @@ fn bench_get_inventory(c: &mut Criterion) {
     group.finish();
 }
 
-/// The strongly consistent read of the item a hold starts with (its warehouse and units per cart).
-fn item_query(client: &Client) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+/// The strongly consistent read of the item a hold starts with (its units per cart).
+fn item_read(client: &Client) -> aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder {
     client
-        .query()
+        .get_item()
         .table_name("stock")
-        .key_condition_expression("product_id = :product AND warehouse_id = :warehouse")
-        .expression_attribute_values(":product", s(PRODUCT))
-        .expression_attribute_values(":warehouse", s("main"))
+        .key("product_id", s(PRODUCT))
+        .key("warehouse_id", s("main"))
         .consistent_read(true)
 }
 
@@ -165,9 +164,9 @@ fn hold_transaction(
 fn bench_reserve(c: &mut Criterion) {
     let rt = runtime();
     let transaction = mock!(Client::transact_write_items).then_output(|| TransactWriteItemsOutput::builder().build());
-    let query = mock!(Client::query)
-        .then_output(|| QueryOutput::builder().items(stock_item("main", 40, 2, 10)).count(1).build());
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&transaction, &query]);
+    let read = mock!(Client::get_item)
+        .then_output(|| GetItemOutput::builder().set_item(Some(stock_item("main", 40, 2, 10))).build());
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&transaction, &read]);
     let store = store(client.clone());
     let settings = reserve_inventory::HoldSettings { hold_seconds: 900, require_sign_in: false };
     let reserve = request(
@@ -185,7 +184,7 @@ fn bench_reserve(c: &mut Criterion) {
     group.bench_function("bare SDK", |b| {
         b.iter(|| {
             rt.block_on(async {
-                (item_query(&client).send().await.is_ok(), hold_transaction(&client).send().await.is_ok())
+                (item_read(&client).send().await.is_ok(), hold_transaction(&client).send().await.is_ok())
             })
         })
     });

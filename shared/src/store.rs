@@ -514,6 +514,13 @@ fn units_in_cart(hold: &Reservation) -> String {
     format!("units:{}", hold.product_id)
 }
 
+/// Every item a query finds, across all its pages.
+async fn all_items(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> Result<Vec<HashMap<String, AttributeValue>>, InventoryError> {
+    query.into_paginator().items().send().collect::<Result<Vec<_>, _>>().await.map_err(InventoryError::from_sdk)
+}
+
 /// The `active-by-item` index key of a product in a warehouse ('#' is in no id).
 fn active_item(product: &ProductId, warehouse: &WarehouseId) -> String {
     format!("{product}#{warehouse}")
@@ -607,13 +614,8 @@ impl StockReader for DynamoStore {
             .key_condition_expression(format!("{} = :product", attr::PRODUCT_ID))
             .expression_attribute_values(":product", s(product.as_str()))
             // GET must show what a reserve would see: never a stale replica.
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(InventoryError::from_sdk)?;
+            .consistent_read(true);
+        let items = all_items(items).await?;
         serde_dynamo::from_items(items).map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))
     }
 }
@@ -995,13 +997,8 @@ impl ReconcileStore for DynamoStore {
             .table_name(&self.config.reservations_table)
             .index_name(ACTIVE_BY_ITEM_INDEX)
             .key_condition_expression("active_item = :item")
-            .expression_attribute_values(":item", s(&active_item(product, warehouse)))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(InventoryError::from_sdk)?;
+            .expression_attribute_values(":item", s(&active_item(product, warehouse)));
+        let holds = all_items(holds).await?;
         Ok(holds.iter().map(|hold| number(hold, attr::QUANTITY)).sum())
     }
 

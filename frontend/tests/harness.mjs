@@ -1,7 +1,7 @@
 // Browser-test harness: the deployed local stack (STACK_JSON), Debian's Chromium via playwright-core,
 // and direct API calls for set-up and for checking what the pages claim.
 import { readFileSync, mkdirSync } from "node:fs";
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { chromium } from "playwright-core";
 
 const stackFile = process.env.STACK_JSON ?? new URL("../../.local/stack.json", import.meta.url).pathname;
@@ -49,10 +49,13 @@ export async function token(role) {
   return tokens[role];
 }
 
-export async function api(method, path, { body, role } = {}) {
+// The cart of "someone else" in the tests: holds need a Cart-Token (32 random bytes, as the page makes).
+const otherCart = randomBytes(32).toString("base64url");
+
+export async function api(method, path, { body, role, cartToken = otherCart } = {}) {
   const headers = { "Content-Type": "application/json" };
   if (role) headers.Authorization = `Bearer ${await token(role)}`;
-  if (method === "POST") headers["Idempotency-Key"] = randomUUID();
+  if (method === "POST") Object.assign(headers, { "Idempotency-Key": randomUUID(), "Cart-Token": cartToken });
   const response = await fetch(`${stack.api_url}${path}`, { method, headers, body: body && JSON.stringify(body) });
   return { status: response.status, body: await response.json() };
 }

@@ -222,12 +222,13 @@ def publish_frontend(s3, bucket: str, config: dict) -> None:
                   ContentType="application/json", CacheControl="no-cache")
 
 
-def frontend_config(api_url: str, region: str, cognito_url: str, client_id: str, hold_seconds: int,
-                    catalogue: list[dict]) -> dict:
+def frontend_config(api_url: str, region: str, cognito_url: str, pool_id: str, client_id: str,
+                    hold_seconds: int, catalogue: list[dict]) -> dict:
     return {
         "apiUrl": api_url,
         "region": region,
         "cognitoUrl": cognito_url,
+        "userPoolId": pool_id,  # the pages sign in with SRP, which signs over the pool's name
         "userPoolClientId": client_id,
         "holdSeconds": hold_seconds,
         "refreshSeconds": FRONTEND_REFRESH_SECONDS,
@@ -321,7 +322,8 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
     api_url = f"{endpoint}/_aws/execute-api/{outputs['ApiId']}/{outputs['StageName']}"
     step("publishing the frontend")
     publish_frontend(client("s3"), outputs["FrontendBucketName"], frontend_config(
-        api_url, REGION, f"{endpoint}/", outputs["UserPoolClientId"], int(outputs["HoldSeconds"]), catalogue))
+        api_url, REGION, f"{endpoint}/", outputs["UserPoolId"], outputs["UserPoolClientId"],
+        int(outputs["HoldSeconds"]), catalogue))
     stack = {
         "endpoint": endpoint,
         "region": REGION,
@@ -400,8 +402,8 @@ def publish_to_aws(stack_name: str):
     # Behind the edge layer (EdgeProtection) the pages call the API on their own HTTPS origin.
     api_url = outputs.get("EdgeUrl") or outputs["ApiUrl"]
     publish_frontend(session.client("s3"), outputs["FrontendBucketName"], frontend_config(
-        api_url, region, f"https://cognito-idp.{region}.amazonaws.com/", outputs["UserPoolClientId"],
-        int(outputs["HoldSeconds"]), []))
+        api_url, region, f"https://cognito-idp.{region}.amazonaws.com/", outputs["UserPoolId"],
+        outputs["UserPoolClientId"], int(outputs["HoldSeconds"]), []))
     print(f"published: {outputs['EdgeUrl'] + '/index.html' if 'EdgeUrl' in outputs else outputs['FrontendUrl']}")
 
 

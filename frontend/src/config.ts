@@ -8,6 +8,7 @@ export interface Config {
   apiUrl: string;
   region: string;
   cognitoUrl: string;
+  userPoolId: string; // SRP signs over the pool's name (the part after the region)
   userPoolClientId: string;
   holdSeconds: number;
   refreshSeconds: number;

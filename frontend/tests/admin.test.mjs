@@ -1,7 +1,8 @@
 // The admin panel: who may use it, restocking, a concurrent change, an expired session.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { api, availability, eventually, launch, newProduct, openPage, PHONE, screenshot, stack } from "./harness.mjs";
+import { api, availability, cognitoCalls, eventually, launch, newProduct, openPage, PHONE, recordRequests, screenshot, stack }
+  from "./harness.mjs";
 
 let browser;
 before(async () => (browser = await launch()));
@@ -23,6 +24,59 @@ async function openEditor(page, product) {
   await page.getByRole("button", { name: `Change ${product} in main` }).click();
   await page.locator("#editor").waitFor();
 }
+
+test("signs in with SRP: the password never leaves the page", async () => {
+  const { username, password } = stack.demo_users.admin;
+  const page = await openPage(browser, stack.admin_url);
+  // As on a plain-HTTP origin (the S3 website on AWS) where a browser has no crypto.subtle; Chromium
+  // counts *.localhost as secure, so take it away here.
+  await page.addInitScript(() => Object.defineProperty(Crypto.prototype, "subtle", { get: () => undefined }));
+  await page.reload();
+  assert.equal(await page.evaluate(() => typeof crypto.subtle), "undefined");
+  const config = await page.evaluate(() => fetch("config.json").then((response) => response.json()));
+  assert.equal(config.userPoolId, stack.user_pool_id);
+  const requests = recordRequests(page);
+  await signIn(page, "admin");
+  await page.locator(`tr[data-product="${stack.demo_products[0]}"]`).first().waitFor();
+  const sent = await requests.all();
+  const calls = cognitoCalls(sent);
+  assert.deepEqual(calls.map((call) => call.action), ["InitiateAuth", "RespondToAuthChallenge"]);
+  const [initiate, respond] = calls.map((call) => call.body);
+  assert.equal(initiate.AuthFlow, "USER_SRP_AUTH");
+  assert.deepEqual(Object.keys(initiate.AuthParameters).sort(), ["SRP_A", "USERNAME"]);
+  assert.equal(initiate.AuthParameters.USERNAME, username);
+  assert.match(initiate.AuthParameters.SRP_A, /^[0-9a-f]{700,}$/);
+  assert.equal(respond.ChallengeName, "PASSWORD_VERIFIER");
+  assert.deepEqual(Object.keys(respond.ChallengeResponses).sort(),
+    ["PASSWORD_CLAIM_SECRET_BLOCK", "PASSWORD_CLAIM_SIGNATURE", "TIMESTAMP", "USERNAME"]);
+  // Nothing the page sent, to Cognito, the API or anywhere, carries the password in any form.
+  assert.ok(sent.some((request) => request.url.includes("/inventory")), "the signed-in page called the API");
+  for (const form of [password, encodeURIComponent(password), btoa(password)]) {
+    for (const request of sent) {
+      assert.ok(![request.url, request.body, ...Object.values(request.headers)].some((text) => text.includes(form)),
+        `${request.method} ${request.url} carries the password`);
+    }
+  }
+  assert.deepEqual(page.errors, []);
+});
+
+test("a wrong password or an unknown e-mail is told plainly, then the right one signs in", async () => {
+  const { username, password } = stack.demo_users.admin;
+  const page = await openPage(browser, stack.admin_url);
+  await page.getByRole("dialog").waitFor();
+  const status = page.locator("#signin-status");
+  for (const [email, typed] of [[username, password + "x"], [`nobody-${Date.now()}@example.com`, password]]) {
+    await page.getByLabel("E-mail").fill(email);
+    await page.getByLabel("Password").fill(typed);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await status.filter({ hasText: "That e-mail and password don't match an account." }).waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("inventory.session")), null);
+    await page.evaluate(() => { document.querySelector("#signin-status").textContent = ""; });
+  }
+  await signIn(page, "admin");
+  await page.locator(`tr[data-product="${stack.demo_products[0]}"]`).first().waitFor();
+  assert.deepEqual(page.errors, []);
+});
 
 test("a shopper account is told why it cannot manage stock", async () => {
   const page = await openPage(browser, stack.admin_url);

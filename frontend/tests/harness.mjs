@@ -29,6 +29,23 @@ export async function openPage(browser, url, viewport = DESKTOP) {
   return page;
 }
 
+/** Every request the page sends from now on ({ method, url, headers, body }), to check what leaves it. */
+export function recordRequests(page) {
+  const sent = [];
+  page.on("request", (request) => {
+    sent.push(request.allHeaders().then((headers) => ({
+      method: request.method(), url: request.url(), headers, body: request.postData() ?? "" })));
+  });
+  return { all: () => Promise.all(sent) };
+}
+
+/** The Cognito calls among them: { action: "InitiateAuth" | …, body: the parsed JSON }. */
+export function cognitoCalls(requests) {
+  return requests
+    .filter((r) => r.method === "POST" && (r.headers["x-amz-target"] ?? "").startsWith("AWSCognitoIdentityProviderService."))
+    .map((r) => ({ action: r.headers["x-amz-target"].split(".")[1], body: JSON.parse(r.body) }));
+}
+
 export async function screenshot(page, name) {
   if (!screenshotDir) return;
   mkdirSync(screenshotDir, { recursive: true });

@@ -1,7 +1,8 @@
 // The product page, as a shopper uses it, against the deployed local stack.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { api, availability, eventually, launch, newProduct, openPage, PHONE, screenshot, stack } from "./harness.mjs";
+import { api, availability, cognitoCalls, eventually, launch, newProduct, openPage, PHONE, recordRequests, screenshot, stack }
+  from "./harness.mjs";
 
 let browser;
 before(async () => (browser = await launch()));
@@ -102,10 +103,16 @@ test("checkout asks the shopper to sign in, then sells each hold", async () => {
   await cartLines(page).first().waitFor();
   await page.getByRole("button", { name: "Checkout" }).click();
   await page.getByText("Sign in to check out.").waitFor();
+  const requests = recordRequests(page);
   await page.getByLabel("E-mail").fill(stack.demo_users.shopper.username);
   await page.getByLabel("Password").fill(stack.demo_users.shopper.password);
   await page.getByRole("button", { name: "Sign in and check out" }).click();
   await page.locator("#checkout-results li", { hasText: `Bought 4 × ${product}` }).waitFor();
+  // Signed in with SRP: the password itself went nowhere.
+  const sent = await requests.all();
+  assert.deepEqual(cognitoCalls(sent).map(({ action, body }) => [action, body.AuthFlow ?? body.ChallengeName]),
+    [["InitiateAuth", "USER_SRP_AUTH"], ["RespondToAuthChallenge", "PASSWORD_VERIFIER"]]);
+  assert.ok(!sent.some((request) => (request.url + request.body).includes(stack.demo_users.shopper.password)));
   await page.locator("#checkout-status", { hasText: "Your order is complete" }).waitFor();
   const sold = (await availability(product)).warehouses[0];
   assert.deepEqual([sold.stock_count, sold.reserved_count, sold.available], [6, 0, 6]);

@@ -21,7 +21,7 @@ help:
 	@echo "make screenshots   screenshots of both pages from the running stack into docs/screenshots"
 	@echo "make test   lint, unit tests, integration and browser tests, benchmark smoke run (own stacks)"
 	@echo "make bench  run the benchmarks and rewrite docs/BENCHMARKS.md (a few minutes)"
-	@echo "make aws-build   sam validate --lint + sam build for AWS (arm64; ~15 min cold), checked against make up's build"
+	@echo "make aws-build   sam validate --lint + sam build for AWS (arm64; ~10 min from a clean clone), checked against make up's build"
 
 $(STAMP): localstack/requirements.txt
 	@echo "==> installing the local AWS and test tools into $(VENV)"

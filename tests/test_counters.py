@@ -210,6 +210,8 @@ def test_a_busy_item_under_a_hold_storm_is_never_wrongly_repaired(stack, tokens,
         for thread in shoppers:
             thread.join()
     stack.invoke("check_thresholds", {})
+    item = stack.stock_item(product)
+    assert "reconciled_through" not in item, "a busy, correct item was 'repaired'"
     assert reconciled_entries(stack, product, tokens["admin"]) == []
     stack.assert_reconciled(product)
 

@@ -1,4 +1,4 @@
-//! Idempotency records: what a request did, kept for a day in the requests table and written in
+//! Idempotency records: what a request did, kept for two days in the requests table and written in
 //! the same transaction as the change itself. A retry — the client's, or the SDK's own after an
 //! answer was lost — finds the record and changes nothing a second time.
 

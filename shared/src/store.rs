@@ -375,7 +375,7 @@ impl DynamoStore {
         };
         // A change of the shelf count is a new version (an admin's compare-and-set from an older
         // view must fail); every write of the figures is a new sequence.
-        let version = if delta.stock != 0 { ", version = version + :one" } else { "" };
+        let version = if delta.stock != 0 { ", version = if_not_exists(version, :zero) + :one" } else { "" };
         let update = Update::builder()
             .table_name(&self.config.stock_table)
             .set_key(Some(Self::stock_key(&hold.product_id, &hold.warehouse_id)))
@@ -418,13 +418,15 @@ impl DynamoStore {
                         let reasons = cancelled.cancellation_reasons().to_vec();
                         let condition_failed = reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed"));
                         let conflict = reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
-                        if condition_failed {
-                            return Ok(Some(reasons));
-                        }
+                        // A conflict on any item may have failed another's condition on a stale
+                        // view (e.g. the same request still in flight): try again first.
                         if conflict && attempt < ATTEMPTS {
                             tracing::debug!(attempt, "transaction conflict, retrying");
                             tokio::time::sleep(Duration::from_millis(fastrand::u64(5..=25) * u64::from(attempt))).await;
                             continue;
+                        }
+                        if condition_failed {
+                            return Ok(Some(reasons));
                         }
                         let detail = format!(
                             "transaction cancelled: {:?}",
@@ -1008,17 +1010,15 @@ impl ReconcileStore for DynamoStore {
             .update_item()
             .table_name(&self.config.stock_table)
             .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
-            .condition_expression("#sequence = :sequence")
-            .expression_attribute_names("#sequence", "sequence")
-            .expression_attribute_values(":sequence", n(level.sequence));
+            .condition_expression(format!("attribute_exists(product_id) AND {}", unchanged_since(level)))
+            .expression_attribute_names("#sequence", "sequence");
+        let update = with_sequence(update, level);
         let update = match look {
             Some(look) => update
                 .update_expression("SET reconcile_look = :look")
                 .expression_attribute_values(":look", to_attribute(&look)?),
             None => update.update_expression("REMOVE reconcile_look"),
         };
-        // Items written before `sequence` existed have none: the condition then fails, and the
-        // next hold or admin write gives them one.
         Ok(conditional_update(update.send().await)?.is_ok())
     }
 
@@ -1040,13 +1040,16 @@ impl ReconcileStore for DynamoStore {
             .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
             .update_expression(
                 "SET reserved_count = :active, available_count = stock_count - :active, \
-                 #sequence = #sequence + :one, last_updated = :now, last_change = :change, \
+                 #sequence = if_not_exists(#sequence, :zero) + :one, last_updated = :now, last_change = :change, \
                  reconciled_through = :look_at REMOVE reconcile_look",
             )
-            .condition_expression(
-                "#sequence = :sequence AND reconcile_look.#at = :look_at AND reconcile_look.active_units = :active \
+            .condition_expression(format!(
+                "{} AND reconcile_look.#at = :look_at AND reconcile_look.active_units = :active \
+                 AND (attribute_not_exists(reconciled_through) OR reconciled_through <= :look_at) \
                  AND stock_count = :stock AND reserved_count = :reserved AND available_count = :available",
-            )
+                unchanged_since(level)
+            ))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_names("#sequence", "sequence")
             .expression_attribute_names("#at", "at")
             .expression_attribute_values(":active", n(active_units))
@@ -1056,13 +1059,11 @@ impl ReconcileStore for DynamoStore {
             // Holds deleted by TTL before the first look are not in the sum: their units are
             // accounted for by this repair, and a late stream record must not return them again.
             .expression_attribute_values(":look_at", n(look.at))
-            .expression_attribute_values(":sequence", n(level.sequence))
             .expression_attribute_values(":stock", n(level.stock_count))
             .expression_attribute_values(":reserved", n(level.reserved_count))
             .expression_attribute_values(":available", n(level.available_count))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
+            .return_values(ReturnValue::AllNew);
+        let result = with_sequence(result, level).send().await;
         match conditional_update(result)? {
             Ok(output) => Ok(Some(item_of(
                 output.attributes().ok_or_else(|| InventoryError::internal("UpdateItem returned no attributes"))?,
@@ -1070,6 +1071,29 @@ impl ReconcileStore for DynamoStore {
             )?)),
             Err(_) => Ok(None),
         }
+    }
+}
+
+/// The condition that the item is still at the `sequence` it was read at; an item written before
+/// `sequence` existed (read as 0) has none.
+fn unchanged_since(level: &StockLevel) -> &'static str {
+    if level.sequence == 0 {
+        "attribute_not_exists(#sequence)"
+    } else {
+        "#sequence = :sequence"
+    }
+}
+
+/// The `:sequence` value `unchanged_since` compares with, where it compares with one (DynamoDB
+/// refuses a value the expressions do not use).
+fn with_sequence(
+    update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    level: &StockLevel,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    if level.sequence == 0 {
+        update
+    } else {
+        update.expression_attribute_values(":sequence", n(level.sequence))
     }
 }
 

@@ -34,6 +34,29 @@ pub async fn reserve(
     hold_seconds: i64,
     now: EpochSeconds,
 ) -> Result<(u16, ReservationView), InventoryError> {
+    let counted = product.clone();
+    let placed = place_hold(store, product, request, key, holder, hold_seconds, now).await;
+    // Every refusal for want of units or of room in the cart is counted once, here.
+    if let Err(
+        InventoryError::InsufficientStock { .. }
+        | InventoryError::CartHoldsLimit { .. }
+        | InventoryError::CartUnitsLimit { .. },
+    ) = &placed
+    {
+        metrics::count(Metric::HoldsRefused, &[("product_id", counted.as_str())]);
+    }
+    placed
+}
+
+async fn place_hold(
+    store: &(impl StockReader + HoldStore),
+    product: ProductId,
+    request: ReserveRequest,
+    key: Option<IdempotencyKey>,
+    holder: &Holder,
+    hold_seconds: i64,
+    now: EpochSeconds,
+) -> Result<(u16, ReservationView), InventoryError> {
     let id = ReservationId::random();
     let quantity = request.quantity.units();
     // One strongly consistent read: the warehouse to try and the item's units per cart. Whether the
@@ -88,7 +111,6 @@ pub async fn reserve(
             }
             PlaceOutcome::NoStockItem => {}
             PlaceOutcome::CartHoldsFull => {
-                metrics::count(Metric::HoldsRefused, &[("product_id", product.as_str())]);
                 return Err(InventoryError::CartHoldsLimit {
                     limit: MAX_HOLDS_PER_CART,
                     message: format!(
@@ -97,7 +119,6 @@ pub async fn reserve(
                 });
             }
             PlaceOutcome::CartUnitsFull { in_cart } => {
-                metrics::count(Metric::HoldsRefused, &[("product_id", product.as_str())]);
                 return Err(InventoryError::CartUnitsLimit {
                     limit: max_per_cart,
                     message: format!(
@@ -108,7 +129,6 @@ pub async fn reserve(
         }
     }
     let most_available = most_available.max(0);
-    metrics::count(Metric::HoldsRefused, &[("product_id", product.as_str())]);
     Err(InventoryError::InsufficientStock {
         available: most_available,
         message: match &request.warehouse_id {

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::domain::WarehouseId;
+use crate::domain::{ChangeKind, WarehouseId};
 use crate::error::InventoryError;
 use crate::holds::ReservationId;
 use crate::limits::{DEFAULT_WAREHOUSE, MAX_HOLD_QUANTITY, MAX_JSON_INTEGER, MAX_REASON_LEN, MAX_STOCK};
@@ -63,10 +63,10 @@ pub enum StockChange {
 }
 
 impl StockChange {
-    pub fn kind(self) -> &'static str {
+    pub fn kind(self) -> ChangeKind {
         match self {
-            Self::Set(_) => "set",
-            Self::Adjust(_) => "adjust",
+            Self::Set(_) => ChangeKind::Set,
+            Self::Adjust(_) => ChangeKind::Adjust,
         }
     }
 }
@@ -86,11 +86,11 @@ pub struct StockUpdate {
 
 impl StockUpdate {
     /// What the audit record calls this change.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ChangeKind {
         match (self.change, self.threshold_level) {
             (Some(change), _) => change.kind(),
-            (None, Some(_)) => "threshold",
-            (None, None) => "limit",
+            (None, Some(_)) => ChangeKind::Threshold,
+            (None, None) => ChangeKind::Limit,
         }
     }
 
@@ -211,10 +211,10 @@ mod tests {
         assert_eq!(update.reason.as_deref(), Some("write-off"));
         assert_eq!(update.warehouse_id.as_str(), "east");
         let update = admin(json!({"threshold_level": 7}));
-        assert_eq!((update.change, update.threshold_level, update.kind()), (None, Some(7), "threshold"));
+        assert_eq!((update.change, update.threshold_level, update.kind()), (None, Some(7), ChangeKind::Threshold));
         assert_eq!(admin(json!({"stock_count": 0})).warehouse_id.as_str(), "default");
         let update = admin(json!({"max_per_cart": 2}));
-        assert_eq!((update.max_per_cart, update.kind()), (Some(2), "limit"));
+        assert_eq!((update.max_per_cart, update.kind()), (Some(2), ChangeKind::Limit));
     }
 
     #[test]

@@ -91,6 +91,74 @@ impl StockStatus {
     }
 }
 
+/// What kind of write changed an item's figures, as the audit trail names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// Admin: the count on the shelf.
+    Set,
+    /// Admin: a movement of stock (delivery, write-down).
+    Adjust,
+    /// Admin: the low-stock threshold only.
+    Threshold,
+    /// Admin: the most units per cart only.
+    Limit,
+    /// A hold placed.
+    Hold,
+    /// A hold checked out (sold).
+    Committed,
+    /// A hold released by its holder.
+    Released,
+    /// A hold that lapsed (TTL or the backstop).
+    Expired,
+    /// The reconciler set the counters from the holds on record.
+    Reconciled,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Set => "set",
+            Self::Adjust => "adjust",
+            Self::Threshold => "threshold",
+            Self::Limit => "limit",
+            Self::Hold => "hold",
+            Self::Committed => "committed",
+            Self::Released => "released",
+            Self::Expired => "expired",
+            Self::Reconciled => "reconciled",
+        }
+    }
+}
+
+/// What the last write to a stock item was and who made it: written with every change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastChange {
+    pub kind: ChangeKind,
+    /// The signed-in admin or shopper, `shopper` (anonymous), or one of the system actors below.
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<String>,
+}
+
+/// How audit records name DynamoDB TTL, the scheduled backstop and the reconciler's repairs.
+pub const TTL_ACTOR: &str = "system:ttl";
+pub const BACKSTOP_ACTOR: &str = "system:backstop";
+pub const RECONCILER_ACTOR: &str = "system:reconciler";
+
+/// The reconciler's first look at counters that disagreed with the item's holds, kept on the item
+/// until the second (see `reconcile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterLook {
+    /// The item's `sequence` when it was seen.
+    pub sequence: i64,
+    /// Units held by the ACTIVE holds on record then.
+    pub active_units: i64,
+    pub at: crate::time::EpochSeconds,
+}
+
 /// The counters of one product in one warehouse, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockLevel {
@@ -122,10 +190,10 @@ pub struct StockLevel {
     pub pending_alert: Option<String>,
     /// Who made the last change of the figures, and why: the audit trail reads it from the stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_change: Option<crate::history::LastChange>,
+    pub last_change: Option<LastChange>,
     /// The reconciler's first look at counters that disagreed with the item's holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reconcile_look: Option<crate::reconcile::CounterLook>,
+    pub reconcile_look: Option<CounterLook>,
     /// Holds deleted by TTL up to this time (epoch seconds) are accounted for by the last repair:
     /// their late stream records must not return their units again.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,13 +1,17 @@
-//! What every HTTP function's `main` does: one store per cold start, then per invocation parse →
-//! use case → response, with one structured log line per request.
+//! What every function's `main` does: the SDK clients and stores once per cold start (a missing
+//! setting fails there), then per invocation: an HTTP request parsed → use case → response, with one
+//! structured log line per request; or a stream batch turned into domain events → use case.
 
 use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_lambda_events::dynamodb::Event as StreamEvent;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde::Serialize;
@@ -15,8 +19,27 @@ use serde::Serialize;
 use crate::api::{self, Request};
 use crate::config::Config;
 use crate::error::InventoryError;
+use crate::events::FromStreamRecord;
 use crate::metrics::{self, Metric};
-use crate::store::{aws_sdk_config, DynamoHistory, DynamoStore, SnsPublisher};
+use crate::store::dynamo::DynamoStore;
+use crate::store::history::DynamoHistory;
+use crate::store::sns::SnsPublisher;
+
+/// The SDK config every function uses: bounded time per attempt and per operation, so a slow
+/// DynamoDB answer becomes a retry or a 503 within the API's time budget instead of a hung request.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
+}
 
 /// The DynamoDB store, built once per cold start from the environment; a missing setting fails
 /// here, at init, with its name.
@@ -43,70 +66,71 @@ async fn stores() -> Result<(DynamoStore, aws_config::SdkConfig), Error> {
     Ok((DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk_config), config), sdk_config))
 }
 
-/// Runs a DynamoDB-stream consumer. Records are handled in order; at the first that fails, its
-/// sequence number is reported as the batch item failure and the rest are left for the retry, so
-/// changes to one item are never applied out of order (the event source mapping must have
+/// Runs a DynamoDB-stream consumer: each record is turned into the domain event `E` (a record that
+/// is none is skipped) and handed to `handle_event`. Records are handled in order; at the first that
+/// fails, its sequence number is reported as the batch item failure and the rest are left for the
+/// retry, so changes to one item are never applied out of order (the event source mapping must have
 /// `ReportBatchItemFailures`; it bisects, retries and finally sends the record to the DLQ).
-pub async fn serve_stream<S, R, F, Fut>(state: S, handle_record: F) -> Result<(), Error>
+pub async fn serve_stream<'a, S, E, R, F, Fut>(state: &'a S, handle_event: F) -> Result<(), Error>
 where
-    S: Sync + 'static,
+    S: Sync,
+    E: FromStreamRecord,
     R: std::fmt::Debug,
-    F: Fn(&'static S, EventRecord) -> Fut + Sync + 'static,
-    Fut: Future<Output = Result<R, InventoryError>>,
+    F: Fn(&'a S, E) -> Fut,
+    Fut: Future<Output = Result<R, InventoryError>> + 'a,
 {
-    // These live as long as the process, like the SDK clients inside `state`.
-    let state: &'static S = Box::leak(Box::new(state));
-    let handle_record: &'static F = Box::leak(Box::new(handle_record));
     // Names the consumer on its stream-lag metric; read once per cold start, not per batch.
-    let function: &'static str =
-        Box::leak(std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default().into_boxed_str());
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| {
-        async move {
-            let mut failures = Vec::new();
-            let now = crate::time::now();
-            if let Some(lag) =
-                event.payload.records.iter().map(|r| now - r.change.approximate_creation_date_time.timestamp()).max()
-            {
-                metrics::emit(&[(Metric::StreamLagSeconds, lag.max(0) as f64)], None, &[("function", function)]);
-            }
-            for record in event.payload.records {
-                let sequence = record.change.sequence_number.clone();
-                let event_id = record.event_id.clone();
-                match Box::pin(handle_record(state, record)).await {
-                    Ok(outcome) => tracing::debug!(?outcome, sequence, "record handled"),
-                    Err(err) => {
-                        tracing::error!(error = %err, detail = ?err, sequence, event_id, "record failed; reporting it for retry");
-                        let mut failure = DynamoDbBatchItemFailure::default();
-                        failure.item_identifier = sequence;
-                        failures.push(failure);
-                        break;
-                    }
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    let (function, handle_event) = (function.as_str(), &handle_event);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
+        let mut failures = Vec::new();
+        let now = crate::time::now();
+        if let Some(lag) =
+            event.payload.records.iter().map(|r| now - r.change.approximate_creation_date_time.timestamp()).max()
+        {
+            metrics::emit(&[(Metric::StreamLagSeconds, lag.max(0) as f64)], None, &[("function", function)]);
+        }
+        for record in event.payload.records {
+            let handled = match E::from_record(&record) {
+                Ok(Some(domain_event)) => Box::pin(handle_event(state, domain_event)).await.map(Some),
+                Ok(None) => Ok(None),
+                Err(err) => Err(err),
+            };
+            let sequence = record.change.sequence_number;
+            match handled {
+                Ok(outcome) => tracing::debug!(?outcome, sequence, "record handled"),
+                Err(err) => {
+                    tracing::error!(error = %err, detail = ?err, sequence, event_id = record.event_id,
+                                    "record failed; reporting it for retry");
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = sequence;
+                    failures.push(failure);
+                    break;
                 }
             }
-            let mut response = DynamoDbEventResponse::default();
-            response.batch_item_failures = failures;
-            Ok::<_, Error>(response)
         }
+        let mut response = DynamoDbEventResponse::default();
+        response.batch_item_failures = failures;
+        Ok::<_, Error>(response)
     }))
     .await
 }
 
-/// Runs an API Gateway (HTTP API, payload 2.0) function until the runtime stops it.
-pub async fn serve_http<S, T, F, Fut>(store: S, handler: F) -> Result<(), Error>
+/// Runs an API Gateway (HTTP API, payload 2.0) function until the runtime stops it. `state` (the
+/// store and settings, built once per cold start) lives in `main` for as long as this runs.
+pub async fn serve_http<'a, S, T, F, Fut>(state: &'a S, handler: F) -> Result<(), Error>
 where
-    S: Sync + 'static,
+    S: Sync,
     T: Serialize,
-    F: Fn(&'static S, Request) -> Fut,
-    Fut: Future<Output = Result<(u16, T), InventoryError>>,
+    F: Fn(&'a S, Request) -> Fut,
+    Fut: Future<Output = Result<(u16, T), InventoryError>> + 'a,
 {
-    // The store lives as long as the process: one client and connection pool for all invocations.
-    let store: &'static S = Box::leak(Box::new(store));
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Request>| {
         let request_id = api::request_id(&event.payload, &event.context.request_id);
         let route = event.payload.route_key.clone().unwrap_or_default();
         let started = Instant::now();
-        let outcome = unless_panicked(move || handler(store, event.payload));
+        let outcome = unless_panicked(move || handler(state, event.payload));
         async move {
             let response = api::respond(outcome.await, &request_id);
             tracing::info!(

@@ -3,21 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ProductId, StockLevel, WarehouseId};
+use crate::domain::{LastChange, ProductId, StockLevel, WarehouseId};
 use crate::time::{rfc3339, EpochSeconds};
-
-/// What the last write to a stock item was and who made it: written with every change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastChange {
-    /// set, adjust, threshold, hold, committed, released, expired
-    pub kind: String,
-    /// The signed-in admin or shopper, `shopper` (anonymous), or `system:ttl` / `system:backstop`.
-    pub actor: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reservation_id: Option<String>,
-}
 
 /// A stock item's figures before or after a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +85,7 @@ pub struct HistoryPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ChangeKind;
 
     fn level(stock: i64, reserved: i64, threshold: i64, change: Option<LastChange>) -> StockLevel {
         StockLevel {
@@ -120,7 +108,7 @@ mod tests {
     }
 
     fn hold() -> LastChange {
-        LastChange { kind: "hold".into(), actor: "shopper".into(), reason: None, reservation_id: Some("r-1".into()) }
+        LastChange { kind: ChangeKind::Hold, actor: "shopper".into(), reason: None, reservation_id: Some("r-1".into()) }
     }
 
     #[test]
@@ -142,8 +130,12 @@ mod tests {
 
     #[test]
     fn a_created_item_has_no_before() {
-        let set =
-            LastChange { kind: "set".into(), actor: "admin".into(), reason: Some("new".into()), reservation_id: None };
+        let set = LastChange {
+            kind: ChangeKind::Set,
+            actor: "admin".into(),
+            reason: Some("new".into()),
+            reservation_id: None,
+        };
         assert_eq!(entry_for_change(None, &level(5, 0, 1, Some(set)), "1", 1, 1).unwrap().before, None);
     }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{ProductId, WarehouseId};
+use crate::domain::{ChangeKind, ProductId, WarehouseId};
 use crate::error::InventoryError;
 use crate::limits::{
     MAX_CART_TOKEN_LEN, MAX_HOLD_QUANTITY, MAX_IDEMPOTENCY_KEY_LEN, MIN_CART_TOKEN_LEN, MIN_IDEMPOTENCY_KEY_LEN,
@@ -336,6 +336,15 @@ impl Transition {
             Self::Commit => ReservationState::Committed,
             Self::Release => ReservationState::Released,
             Self::Expire => ReservationState::Expired,
+        }
+    }
+
+    /// What the audit trail calls the change this transition makes.
+    pub fn change_kind(self) -> ChangeKind {
+        match self {
+            Self::Commit => ChangeKind::Committed,
+            Self::Release => ChangeKind::Released,
+            Self::Expire => ChangeKind::Expired,
         }
     }
 

@@ -8,8 +8,9 @@
 //! - [`metrics`]: CloudWatch embedded-metric-format lines for the operations dashboard and alarms.
 //! - [`auth`]: the caller, from claims API Gateway has verified.
 //! - [`error`]: the one error enum and its HTTP mapping.
+//! - [`events`]: stream records turned into domain events at the entrypoint.
 //! - [`service`], [`pipeline`]: the use cases (API; streams and backstop), written against the store traits.
-//! - [`store`]: store traits (one per capability) and the DynamoDB implementation.
+//! - [`store`]: the store traits (ports, one per capability) and their adapters: DynamoDB, SNS, in memory.
 //! - [`api`]: API Gateway HTTP API (payload 2.0) request parsing and response building.
 //! - [`config`], [`telemetry`], [`entrypoint`]: what every `main` does once per cold start.
 
@@ -21,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod entrypoint;
 pub mod error;
+pub mod events;
 pub mod history;
 pub mod holds;
 pub mod limits;

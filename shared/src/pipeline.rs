@@ -5,35 +5,24 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::dynamodb::EventRecord;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::alerts::{crossing, Alert, AlertType};
 use crate::domain::StockLevel;
+use crate::domain::BACKSTOP_ACTOR;
 use crate::error::InventoryError;
+use crate::events::{HoldRecordRemoved, StockItemChanged};
 use crate::history::entry_for_change;
 use crate::holds::{Reservation, ReservationId, ReservationState, Transition};
 use crate::metrics::{self, Metric};
 use crate::reconcile::{self, Verdict};
 use crate::store::{
     AlertPublisher, AlertStore, DeletedHoldOutcome, EndOutcome, ExpiryStore, HistoryStore, HoldStore, ReconcileStore,
-    StockAdmin, BACKSTOP_ACTOR,
+    StockAdmin,
 };
 use crate::time::EpochSeconds;
-
-/// The identity AWS puts on a stream record of a TTL delete.
-pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
-
-fn image<T: serde::de::DeserializeOwned>(item: &serde_dynamo::Item, what: &str) -> Result<Option<T>, InventoryError> {
-    if item.is_empty() {
-        return Ok(None);
-    }
-    serde_dynamo::from_item(item.clone())
-        .map(Some)
-        .map_err(|err| InventoryError::internal(format!("malformed {what} image: {err}")))
-}
 
 /// What one stock-stream record came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,43 +33,38 @@ pub enum StockRecordOutcome {
 }
 
 /// Stock stream: a change of the counters or threshold may be a crossing worth an alert.
-pub async fn on_stock_record(
+pub async fn on_stock_change(
     store: &impl AlertStore,
     publisher: &impl AlertPublisher,
-    record: &EventRecord,
+    change: &StockItemChanged,
     now: EpochSeconds,
 ) -> Result<StockRecordOutcome, InventoryError> {
-    let Some(new) = image::<StockLevel>(&record.change.new_image, "stock")? else {
-        return Ok(StockRecordOutcome::Ignored); // the item was deleted
-    };
-    let old = image::<StockLevel>(&record.change.old_image, "stock")?;
     let figures = |level: &StockLevel| (level.available_count, level.threshold_level);
-    if old.as_ref().map(figures) == Some(figures(&new)) {
+    if change.old.as_ref().map(figures) == Some(figures(&change.new)) {
         return Ok(StockRecordOutcome::Ignored);
     }
-    settle_alert(store, publisher, new, now).await.map(StockRecordOutcome::Settled)
+    settle_alert(store, publisher, change.new.clone(), now).await.map(StockRecordOutcome::Settled)
 }
 
 /// Stock stream → the audit trail: one entry per change of an item's figures, with who and why
 /// from the item's `last_change`. Returns whether the record made an entry.
-pub async fn on_history_record(
+pub async fn on_history_change(
     store: &impl HistoryStore,
-    record: &EventRecord,
+    change: &StockItemChanged,
     retention_seconds: i64,
 ) -> Result<bool, InventoryError> {
-    let Some(new) = image::<StockLevel>(&record.change.new_image, "stock")? else {
-        return Ok(false); // items are never deleted by the service; a hand-made delete is not a stock change
-    };
-    let old = image::<StockLevel>(&record.change.old_image, "stock")?;
-    let sequence = record.change.sequence_number.as_deref().unwrap_or_default();
-    let recorded_at = record.change.approximate_creation_date_time.timestamp();
-    let Some(entry) = entry_for_change(old.as_ref(), &new, sequence, recorded_at, retention_seconds) else {
+    let Some(entry) =
+        entry_for_change(change.old.as_ref(), &change.new, &change.sequence, change.recorded_at, retention_seconds)
+    else {
         return Ok(false);
     };
     store.record_entry(&entry).await?;
-    tracing::info!(product_id = %entry.product_id, warehouse_id = %entry.warehouse_id, kind = entry.change.kind,
+    tracing::info!(product_id = %entry.product_id, warehouse_id = %entry.warehouse_id, kind = entry.change.kind.as_str(),
                    actor = entry.change.actor, entry_id = entry.entry_id, "history entry recorded");
-    metrics::count(Metric::HistoryEntries, &[("product_id", entry.product_id.as_str()), ("kind", &entry.change.kind)]);
+    metrics::count(
+        Metric::HistoryEntries,
+        &[("product_id", entry.product_id.as_str()), ("kind", entry.change.kind.as_str())],
+    );
     Ok(true)
 }
 
@@ -166,27 +150,20 @@ pub enum ExpiryOutcome {
 }
 
 /// Reservations stream: a hold that DynamoDB TTL deleted while ACTIVE goes back on sale, once.
-pub async fn on_reservation_record(
+pub async fn on_hold_removed(
     store: &impl ExpiryStore,
-    record: &EventRecord,
+    removed: &HoldRecordRemoved,
     now: EpochSeconds,
 ) -> Result<ExpiryOutcome, InventoryError> {
-    // The event source mapping filters on these too; checked again because a filter is configuration.
-    let by_ttl =
-        record.user_identity.as_ref().is_some_and(|who| who.type_ == "Service" && who.principal_id == TTL_PRINCIPAL);
-    if record.event_name != "REMOVE" || !by_ttl {
+    let HoldRecordRemoved { hold, by_ttl, deleted_at } = removed;
+    // An ended hold reaching its retention has nothing to release; nor has a hand-made delete.
+    if !by_ttl || hold.state != ReservationState::Active {
         return Ok(ExpiryOutcome::Ignored);
     }
-    let Some(hold) = image::<Reservation>(&record.change.old_image, "reservation")? else {
-        return Ok(ExpiryOutcome::Ignored);
-    };
-    if hold.state != ReservationState::Active {
-        return Ok(ExpiryOutcome::Ignored); // an ended hold reaching its retention: nothing to release
-    }
-    let deleted_at = record.change.approximate_creation_date_time.timestamp();
-    match store.expire_deleted_hold(&hold, deleted_at, now).await? {
+    let deleted_at = *deleted_at;
+    match store.expire_deleted_hold(hold, deleted_at, now).await? {
         DeletedHoldOutcome::Released => {
-            hold_expired(&hold, "ttl", now);
+            hold_expired(hold, "ttl", now);
             Ok(ExpiryOutcome::Released)
         }
         DeletedHoldOutcome::AlreadyReleased => Ok(ExpiryOutcome::AlreadyReleased),

@@ -8,23 +8,11 @@
 //! sees the item unchanged (same `sequence`: no hold, checkout, release, expiry or admin write in
 //! between) and the same sum of holds. The repair itself is conditional on the figures it read.
 
-use serde::{Deserialize, Serialize};
-
-use crate::domain::StockLevel;
+use crate::domain::{CounterLook, StockLevel};
 use crate::time::EpochSeconds;
 
 /// Least time between the two looks: far above the index's usual lag (well under a second).
 pub const LOOK_GAP_SECONDS: i64 = 10;
-
-/// The first look at a disagreement, kept on the item until the second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CounterLook {
-    /// The item's `sequence` when it was seen.
-    pub sequence: i64,
-    /// Units held by the ACTIVE holds on record then.
-    pub active_units: i64,
-    pub at: EpochSeconds,
-}
 
 /// What to do about one item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::admin::{StockChange, StockUpdate};
 use crate::auth::Caller;
-use crate::domain::{ProductId, StockItemView, StockLevel, StockStatus, WarehouseId};
+use crate::domain::{ProductAvailability, ProductId, StockItemView, StockLevel, StockStatus, WarehouseId};
 use crate::error::InventoryError;
 use crate::history::HistoryPage;
 use crate::holds::{
@@ -18,6 +18,22 @@ use crate::metrics::{self, Metric};
 use crate::requests::RequestRecord;
 use crate::store::{AdminOutcome, EndOutcome, HistoryStore, HoldStore, PlaceOutcome, StockAdmin, StockReader};
 use crate::time::EpochSeconds;
+
+/// A product's availability, in total and per warehouse (or only in `warehouse`), as a reserve would
+/// see it (strongly consistent).
+pub async fn product_availability(
+    store: &impl StockReader,
+    product: ProductId,
+    warehouse: Option<WarehouseId>,
+) -> Result<(u16, ProductAvailability), InventoryError> {
+    let levels = store.stock_levels(&product, warehouse.as_ref()).await?;
+    let message = match &warehouse {
+        Some(warehouse) => format!("product {product} has no stock record in warehouse {warehouse}"),
+        None => format!("product {product} not found"),
+    };
+    let view = ProductAvailability::from_levels(product, &levels).ok_or(InventoryError::ProductNotFound { message })?;
+    Ok((200, view))
+}
 
 /// Places a hold for `holder`. With a warehouse, only there; without, in the warehouse with the most
 /// units for sale that can cover the whole quantity (a hold is never split), falling back to the next
@@ -230,7 +246,7 @@ pub async fn update_stock(
     let request = RequestRecord::for_admin(product, &actor, key, update, now);
     match store.update_stock(product, update, &request, &actor, now).await? {
         AdminOutcome::Updated(level) => {
-            tracing::info!(product_id = %product, warehouse_id = %update.warehouse_id, kind = update.kind(),
+            tracing::info!(product_id = %product, warehouse_id = %update.warehouse_id, kind = update.kind().as_str(),
                            actor, stock_count = level.stock_count, version = level.version, "stock changed");
             let created = level.version == 1;
             Ok((if created { 201 } else { 200 }, StockItemView::from(&level)))
@@ -241,7 +257,7 @@ pub async fn update_stock(
         }),
         AdminOutcome::Replayed { same_request: true, current } => {
             let level = current.ok_or_else(|| InventoryError::internal("stock item gone after a recorded write"))?;
-            tracing::info!(product_id = %product, warehouse_id = %update.warehouse_id, kind = update.kind(), actor,
+            tracing::info!(product_id = %product, warehouse_id = %update.warehouse_id, kind = update.kind().as_str(), actor,
                            "admin write retried: answered with the item, nothing changed");
             Ok((200, StockItemView::from(&level)))
         }

@@ -18,7 +18,8 @@ use shared::config::Config;
 use shared::domain::{ProductId, WarehouseId};
 use shared::holds::{CartToken, IdempotencyKey, Quantity, Reservation, ReservationId, ReserveRequest};
 use shared::requests::RequestRecord;
-use shared::store::{AdminOutcome, DynamoStore, HoldStore, PlaceOutcome, StockAdmin, StockReader};
+use shared::store::dynamo::DynamoStore;
+use shared::store::{AdminOutcome, HoldStore, PlaceOutcome, StockAdmin, StockReader};
 use shared::InventoryError;
 
 fn store(client: Client) -> DynamoStore {

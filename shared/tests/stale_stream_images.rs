@@ -12,7 +12,8 @@ use shared::alerts::{Alert, AlertType};
 use shared::config::Config;
 use shared::domain::{ProductId, StockLevel, StockStatus, WarehouseId};
 use shared::pipeline::settle_alert;
-use shared::store::{AlertPublisher, DynamoStore};
+use shared::store::dynamo::DynamoStore;
+use shared::store::AlertPublisher;
 use shared::InventoryError;
 
 #[derive(Default)]

@@ -16,7 +16,7 @@ use shared::api::{respond, Request};
 use shared::config::Config;
 use shared::domain::{ProductId, WarehouseId};
 use shared::holds::{CartToken, Quantity, Reservation, ReservationId, ReserveRequest};
-use shared::store::DynamoStore;
+use shared::store::dynamo::DynamoStore;
 
 const PRODUCT: &str = "SKU-1001";
 const CART_TOKEN: &str = "bench-cart-token-0123456789abcdefghijklmno";
@@ -95,7 +95,7 @@ fn bench_get_inventory(c: &mut Criterion) {
     let get = request("GET", serde_json::json!({"productId": PRODUCT}), None, false);
     let mut group = c.benchmark_group("get_inventory");
     group.bench_function("handler", |b| {
-        b.iter(|| rt.block_on(async { respond(get_inventory::get_inventory(&store, &get).await, "bench") }))
+        b.iter(|| rt.block_on(async { respond(get_inventory::handler(&store, &get).await, "bench") }))
     });
     group.bench_function("bare SDK", |b| {
         b.iter(|| {
@@ -178,7 +178,7 @@ fn bench_reserve(c: &mut Criterion) {
     let mut group = c.benchmark_group("reserve_inventory");
     group.bench_function("handler", |b| {
         b.iter(|| {
-            rt.block_on(async { respond(reserve_inventory::reserve(&store, &reserve, &settings).await, "bench") })
+            rt.block_on(async { respond(reserve_inventory::handler(&store, &reserve, &settings).await, "bench") })
         })
     });
     group.bench_function("bare SDK", |b| {
@@ -210,7 +210,7 @@ fn bench_release(c: &mut Criterion) {
     );
     let mut group = c.benchmark_group("release_reservation");
     group.bench_function("handler", |b| {
-        b.iter(|| rt.block_on(async { respond(release_reservation::release(&store, &release).await, "bench") }))
+        b.iter(|| rt.block_on(async { respond(release_reservation::handler(&store, &release).await, "bench") }))
     });
     group.bench_function("bare SDK", |b| {
         b.iter(|| {
@@ -239,7 +239,7 @@ fn bench_admin_update(c: &mut Criterion) {
     );
     let mut group = c.benchmark_group("update_inventory (admin adjust)");
     group.bench_function("handler", |b| {
-        b.iter(|| rt.block_on(async { respond(update_inventory::update(&store, &restock).await, "bench") }))
+        b.iter(|| rt.block_on(async { respond(update_inventory::handler(&store, &restock).await, "bench") }))
     });
     group.bench_function("bare SDK", |b| {
         b.iter(|| {

@@ -1,14 +1,10 @@
-//! Reservations table stream (TTL deletes only) → each lapsed hold's units back on sale, exactly once.
+//! Reservations table stream (TTL deletes only) → lapsed holds back on sale.
 
 use lambda_runtime::Error;
-use shared::{entrypoint, pipeline, time};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let store = entrypoint::dynamo_store().await?;
-    entrypoint::serve_stream(store, |store, record| async move {
-        pipeline::on_reservation_record(store, &record, time::now()).await
-    })
-    .await
+    let store = shared::entrypoint::dynamo_store().await?;
+    shared::entrypoint::serve_stream(&store, expire_reservations::handler).await
 }

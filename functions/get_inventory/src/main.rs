@@ -6,8 +6,9 @@ use lambda_runtime::Error;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let store = shared::entrypoint::dynamo_store().await?;
-    shared::entrypoint::serve_http(store, |store, request| async move {
-        get_inventory::get_inventory(store, &request).await
-    })
+    shared::entrypoint::serve_http(
+        &store,
+        |store, request| async move { get_inventory::handler(store, &request).await },
+    )
     .await
 }

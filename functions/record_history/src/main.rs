@@ -1,16 +1,12 @@
-//! Stock table stream → the audit trail: one history entry per change of an item's figures, with
-//! who made it and why. Replayed records rewrite the same entries.
+//! Stock table stream → the audit trail.
 
 use lambda_runtime::Error;
-use shared::{config, entrypoint, pipeline};
+use record_history::AuditTrail;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let retention_seconds = config::history_retention_seconds()?;
-    let store = entrypoint::history_store().await?;
-    entrypoint::serve_stream(store, move |store, record| async move {
-        pipeline::on_history_record(store, &record, retention_seconds).await
-    })
-    .await
+    let retention_seconds = shared::config::history_retention_seconds()?;
+    let trail = AuditTrail { store: shared::entrypoint::history_store().await?, retention_seconds };
+    shared::entrypoint::serve_stream(&trail, record_history::handler).await
 }

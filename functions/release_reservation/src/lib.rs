@@ -9,7 +9,7 @@ use shared::store::HoldStore;
 use shared::{auth, service, time, InventoryError};
 
 /// The handler: parse, call the use case, map the result (`main` serves it; the benches call it).
-pub async fn release(store: &impl HoldStore, request: &Request) -> Result<(u16, ReservationView), InventoryError> {
+pub async fn handler(store: &impl HoldStore, request: &Request) -> Result<(u16, ReservationView), InventoryError> {
     let product = ProductId::parse(api::path_param(request, "productId")?)?;
     let id = ReservationId::parse(api::path_param(request, "reservationId")?)?;
     api::query_params(request, &[])?;

@@ -1,5 +1,4 @@
-//! DELETE /inventory/{productId}/reservations/{reservationId}: the shopper removes the item from
-//! the cart and the units go back on sale. The reservation id is the capability; a repeat is harmless.
+//! DELETE /inventory/{productId}/reservations/{reservationId}: the holder ends the hold.
 
 use lambda_runtime::Error;
 
@@ -7,8 +6,8 @@ use lambda_runtime::Error;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let store = shared::entrypoint::dynamo_store().await?;
-    shared::entrypoint::serve_http(store, |store, request| async move {
-        release_reservation::release(store, &request).await
+    shared::entrypoint::serve_http(&store, |store, request| async move {
+        release_reservation::handler(store, &request).await
     })
     .await
 }

@@ -8,7 +8,7 @@ use shared::store::{HoldStore, StockReader};
 use shared::{auth, service, time, InventoryError};
 
 /// The handler: parse, call the use case, map the result (`main` serves it; the benches call it).
-pub async fn reserve(
+pub async fn handler(
     store: &(impl StockReader + HoldStore),
     request: &Request,
     settings: &HoldSettings,

@@ -1,15 +1,16 @@
-//! POST /inventory/{productId}/reserve `{quantity, warehouse_id?}` + Cart-Token + optional
-//! Idempotency-Key: "Add to cart" holds units for HOLD_SECONDS, for that cart.
+//! POST /inventory/{productId}/reserve: "Add to cart" holds units for the cart.
 
 use lambda_runtime::Error;
+use reserve_inventory::HoldSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let settings = reserve_inventory::HoldSettings::from_env()?;
+    let settings = HoldSettings::from_env()?;
     let store = shared::entrypoint::dynamo_store().await?;
-    shared::entrypoint::serve_http(store, move |store, request| async move {
-        reserve_inventory::reserve(store, &request, &settings).await
+    let settings = &settings;
+    shared::entrypoint::serve_http(&store, |store, request| async move {
+        reserve_inventory::handler(store, &request, settings).await
     })
     .await
 }

@@ -21,7 +21,7 @@ pub enum Updated {
 }
 
 /// The handler: parse, call the use case, map the result (`main` serves it; the benches call it).
-pub async fn update(
+pub async fn handler(
     store: &(impl HoldStore + StockAdmin),
     request: &Request,
 ) -> Result<(u16, Updated), InventoryError> {

@@ -1,6 +1,4 @@
-//! PUT /inventory/{productId}, behind the JWT authorizer:
-//! `{reservation_id}` — checkout: any signed-in user commits the hold (sold, exactly once);
-//! `{stock_count | adjust_by, threshold_level?, warehouse_id?, reason?, expected_version?}` — admin.
+//! PUT /inventory/{productId}: checkout, or an admin change of stock (behind the JWT authorizer).
 
 use lambda_runtime::Error;
 
@@ -9,8 +7,8 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let store = shared::entrypoint::dynamo_store().await?;
     shared::entrypoint::serve_http(
-        store,
-        |store, request| async move { update_inventory::update(store, &request).await },
+        &store,
+        |store, request| async move { update_inventory::handler(store, &request).await },
     )
     .await
 }

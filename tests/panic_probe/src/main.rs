@@ -22,7 +22,7 @@ static REQUESTS: AtomicU64 = AtomicU64::new(0);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    shared::entrypoint::serve_http((), |_, request| async move { probe(&request).await }).await
+    shared::entrypoint::serve_http(&(), |_, request| async move { probe(&request).await }).await
 }
 
 async fn probe(request: &Request) -> Result<(u16, Served), InventoryError> {

@@ -1,14 +1,10 @@
-//! Persistence. One trait per capability, so a handler depends only on what it uses, and one
-//! DynamoDB implementation of them all. Every state change is one conditional write or one
-//! transaction, so counters move exactly once whatever races with them.
+//! The DynamoDB adapter: the stock, reservations and requests tables. Every state change is one
+//! conditional write or one transaction; a failed condition comes back as an outcome (with the item
+//! as it was, ReturnValuesOnConditionCheckFailure = ALL_OLD), never as a half-done change.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -18,15 +14,19 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
+use super::{
+    AdminOutcome, AlertStore, DeletedHoldOutcome, EndOutcome, ExpiryStore, HoldStore, PlaceOutcome, ReconcileStore,
+    StockAdmin, StockPage, StockReader,
+};
 use crate::admin::{StockChange, StockUpdate};
 use crate::alerts::{Alert, Crossing};
 use crate::config::Config;
-use crate::domain::{ProductId, StockLevel, StockStatus, WarehouseId};
+use crate::domain::{
+    ChangeKind, CounterLook, ProductId, StockLevel, StockStatus, WarehouseId, RECONCILER_ACTOR, TTL_ACTOR,
+};
 use crate::error::InventoryError;
-use crate::history::HistoryEntry;
 use crate::holds::{CounterDelta, Quantity, Reservation, ReservationId, ReservationState, Transition};
 use crate::limits::{DEFAULT_THRESHOLD, ENDED_HOLD_RETENTION_SECONDS, MAX_HOLDS_PER_CART, MAX_STOCK};
-use crate::reconcile::CounterLook;
 use crate::requests::{RequestRecord, REQUEST_RETENTION_SECONDS};
 use crate::time::EpochSeconds;
 
@@ -58,246 +58,6 @@ pub const SWEEP_SHARDS: u8 = 4;
 
 /// The sparse index the reconciler sums an item's ACTIVE holds from (projects `quantity`).
 pub const ACTIVE_BY_ITEM_INDEX: &str = "active-by-item";
-
-/// Reads the stock counters of a product.
-pub trait StockReader {
-    /// Every warehouse's counters for the product (or just `warehouse`'s), strongly consistent,
-    /// ordered by warehouse id. Empty when there are none.
-    fn stock_levels(
-        &self,
-        product: &ProductId,
-        warehouse: Option<&WarehouseId>,
-    ) -> impl Future<Output = Result<Vec<StockLevel>, InventoryError>> + Send;
-}
-
-/// What placing a hold came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlaceOutcome {
-    Placed,
-    /// The request's Idempotency-Key was used before (a retry): nothing was changed. The record
-    /// of that request, with the hold it placed.
-    AlreadyRequested(Box<RequestRecord>),
-    /// The warehouse has fewer units for sale than asked: nothing was changed.
-    Insufficient {
-        available: i64,
-    },
-    /// The product has no stock item in that warehouse.
-    NoStockItem,
-    /// The hold's cart has as many ACTIVE holds as a cart may: nothing was changed.
-    CartHoldsFull,
-    /// The hold would take the cart past the product's units per cart: nothing was changed. The
-    /// units of the product the cart holds now.
-    CartUnitsFull {
-        in_cart: i64,
-    },
-}
-
-/// What ending a hold came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndOutcome {
-    /// The hold left ACTIVE now and the counters moved, once.
-    Ended(Reservation),
-    /// The hold was no longer ACTIVE (or, for a commit, past its expiry): nothing changed.
-    /// The hold as it is now; `None` if it no longer exists.
-    NotActive(Option<Reservation>),
-    /// Checkout only: the shelf holds fewer units than the hold (an admin counted less stock).
-    StockShort { stock_count: i64 },
-}
-
-/// Places, finds and ends holds.
-pub trait HoldStore {
-    /// Places `hold` and counts it in its cart, if the cart stays within [`MAX_HOLDS_PER_CART`]
-    /// holds and `max_per_cart` units of the product; with `request`, records the request in the
-    /// same transaction (a retry of it then finds the record instead of placing a second hold).
-    fn place_hold(
-        &self,
-        hold: &Reservation,
-        max_per_cart: i64,
-        request: Option<&RequestRecord>,
-        actor: &str,
-    ) -> impl Future<Output = Result<PlaceOutcome, InventoryError>> + Send;
-
-    /// The hold, strongly consistent.
-    fn reservation(
-        &self,
-        id: &ReservationId,
-    ) -> impl Future<Output = Result<Option<Reservation>, InventoryError>> + Send;
-
-    /// Ends an ACTIVE hold once and gives its cart room again; a checkout binds the hold to
-    /// `owner` (the signed-in user), conditional on no other user owning it.
-    fn end_hold(
-        &self,
-        hold: &Reservation,
-        transition: Transition,
-        actor: &str,
-        owner: Option<&str>,
-        now: EpochSeconds,
-    ) -> impl Future<Output = Result<EndOutcome, InventoryError>> + Send;
-}
-
-/// What releasing a hold that TTL deleted came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeletedHoldOutcome {
-    /// Its units are back on sale now, once.
-    Released,
-    /// Handled before: a repeated delivery, or the backstop got there first.
-    AlreadyReleased,
-    /// The reconciler had already set the counters from the holds on record after this hold was
-    /// deleted (its record was lost or late): the hold is recorded as EXPIRED, its units stay.
-    AccountedByReconciler,
-}
-
-/// What the stream consumers and the backstop do to holds.
-pub trait ExpiryStore {
-    /// Releases a hold that DynamoDB TTL deleted (at `deleted_at`) while ACTIVE: writes it back as
-    /// EXPIRED (kept for audit) and returns its units, in one transaction conditional on the record
-    /// not existing — hold ids are never reused, so a repeated delivery or a racing sweeper changes
-    /// nothing — and on no repair by the reconciler having counted the deletion already.
-    fn expire_deleted_hold(
-        &self,
-        hold: &Reservation,
-        deleted_at: EpochSeconds,
-        now: EpochSeconds,
-    ) -> impl Future<Output = Result<DeletedHoldOutcome, InventoryError>> + Send;
-
-    /// Ids of ACTIVE holds due by `now`, oldest first, from the sparse index (at most `limit`,
-    /// taken from every sweep partition alike, so a busy one cannot starve the others).
-    fn lapsed_holds(
-        &self,
-        now: EpochSeconds,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<ReservationId>, InventoryError>> + Send;
-}
-
-/// The alert state on stock items.
-pub trait AlertStore {
-    /// The item now, strongly consistent.
-    fn stock_level(
-        &self,
-        product: &ProductId,
-        warehouse: &WarehouseId,
-    ) -> impl Future<Output = Result<Option<StockLevel>, InventoryError>> + Send;
-
-    /// Records the crossing (and the alert to send) if the alert state is still `level.status`.
-    /// `false`: someone else moved the alert state first.
-    fn claim_crossing(
-        &self,
-        level: &StockLevel,
-        crossing: Crossing,
-        alert: Option<&Alert>,
-    ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
-
-    /// Marks the pending alert published (if it is still the pending one).
-    fn finish_alert(
-        &self,
-        level: &StockLevel,
-        alert: &Alert,
-    ) -> impl Future<Output = Result<(), InventoryError>> + Send;
-}
-
-/// Where alerts go.
-pub trait AlertPublisher {
-    fn publish(&self, alert: &Alert) -> impl Future<Output = Result<(), InventoryError>> + Send;
-}
-
-/// What an admin change came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AdminOutcome {
-    /// Applied; the item as it is right after.
-    Updated(StockLevel),
-    /// A condition failed: the item as it is (`None`: it does not exist). Nothing changed.
-    Refused(Option<StockLevel>),
-    /// The request was made before (a retry): nothing changed. Whether it was the same request
-    /// (fingerprint), and the item as it is.
-    Replayed { same_request: bool, current: Option<StockLevel> },
-}
-
-/// A page of the admin list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StockPage {
-    pub items: Vec<StockLevel>,
-    /// The key of the last item scanned, when there may be more.
-    pub last_key: Option<(ProductId, WarehouseId)>,
-}
-
-/// Admin writes and the admin list.
-pub trait StockAdmin {
-    /// Applies `update` and records `request` in one transaction.
-    fn update_stock(
-        &self,
-        product: &ProductId,
-        update: &StockUpdate,
-        request: &RequestRecord,
-        actor: &str,
-        now: EpochSeconds,
-    ) -> impl Future<Output = Result<AdminOutcome, InventoryError>> + Send;
-
-    /// Up to `limit` items after `after`, in the table's scan order.
-    fn scan_stock(
-        &self,
-        after: Option<&(ProductId, WarehouseId)>,
-        limit: usize,
-    ) -> impl Future<Output = Result<StockPage, InventoryError>> + Send;
-}
-
-/// What the reconciler reads and writes (see `reconcile`).
-pub trait ReconcileStore {
-    /// Units taken by the item's ACTIVE holds, from the sparse `active-by-item` index (eventually
-    /// consistent: the reconciler looks twice).
-    fn active_units(
-        &self,
-        product: &ProductId,
-        warehouse: &WarehouseId,
-    ) -> impl Future<Output = Result<i64, InventoryError>> + Send;
-
-    /// Keeps `look` on the item (`None`: drops the one there), if the item is still at the
-    /// sequence it was read at. `false`: it changed meanwhile; nothing was written.
-    fn keep_look(
-        &self,
-        level: &StockLevel,
-        look: Option<CounterLook>,
-    ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
-
-    /// Sets reserved (and available) from `active_units`, if the item still has exactly the figures
-    /// and look of `level`; records the repair as the item's last change. `None`: it changed.
-    fn repair_counters(
-        &self,
-        level: &StockLevel,
-        look: CounterLook,
-        active_units: i64,
-        now: EpochSeconds,
-    ) -> impl Future<Output = Result<Option<StockLevel>, InventoryError>> + Send;
-}
-
-/// The audit trail's table (`HISTORY_TABLE`): entries keyed by product and a time-ordered entry id.
-pub trait HistoryStore {
-    /// Writes the entry; writing the same entry again leaves one entry (stream replays).
-    fn record_entry(&self, entry: &HistoryEntry) -> impl Future<Output = Result<(), InventoryError>> + Send;
-
-    /// Up to `limit` entries of a product, newest first, after the entry id `before` (a page's last).
-    fn entries(
-        &self,
-        product: &ProductId,
-        before: Option<&str>,
-        limit: usize,
-    ) -> impl Future<Output = Result<(Vec<HistoryEntry>, Option<String>), InventoryError>> + Send;
-}
-
-/// The SDK config every function uses: bounded time per attempt and per operation, so a slow
-/// DynamoDB answer becomes a retry or a 503 within the API's time budget instead of a hung request.
-pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
-}
 
 /// What must hold on the stock item for a hold's counters to move.
 #[derive(Debug, Clone, Copy)]
@@ -554,7 +314,7 @@ fn status_value(status: StockStatus) -> AttributeValue {
     })
 }
 
-fn s(value: &str) -> AttributeValue {
+pub(super) fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
@@ -563,8 +323,13 @@ fn n(value: i64) -> AttributeValue {
 }
 
 /// What the last write to a stock item was and who made it (`last_change`), for the audit trail.
-fn change_record(kind: &str, actor: &str, reason: Option<&str>, reservation: Option<&ReservationId>) -> AttributeValue {
-    let mut fields = HashMap::from([("kind".to_owned(), s(kind)), ("actor".to_owned(), s(actor))]);
+fn change_record(
+    kind: ChangeKind,
+    actor: &str,
+    reason: Option<&str>,
+    reservation: Option<&ReservationId>,
+) -> AttributeValue {
+    let mut fields = HashMap::from([("kind".to_owned(), s(kind.as_str())), ("actor".to_owned(), s(actor))]);
     if let Some(reason) = reason {
         fields.insert("reason".to_owned(), s(reason));
     }
@@ -574,7 +339,7 @@ fn change_record(kind: &str, actor: &str, reason: Option<&str>, reservation: Opt
     AttributeValue::M(fields)
 }
 
-fn item_of<T: serde::de::DeserializeOwned>(
+pub(super) fn item_of<T: serde::de::DeserializeOwned>(
     item: &HashMap<String, AttributeValue>,
     what: &str,
 ) -> Result<T, InventoryError> {
@@ -636,7 +401,7 @@ impl HoldStore for DynamoStore {
             hold,
             CounterDelta::place(hold.quantity),
             CounterGuard::AvailableAtLeast(hold.quantity),
-            change_record("hold", actor, None, Some(&hold.reservation_id)),
+            change_record(ChangeKind::Hold, actor, None, Some(&hold.reservation_id)),
             hold.created_at,
         );
 
@@ -739,7 +504,7 @@ impl HoldStore for DynamoStore {
             hold,
             transition.counters(hold.quantity),
             guard,
-            change_record(&target.as_str().to_lowercase(), actor, None, Some(&hold.reservation_id)),
+            change_record(transition.change_kind(), actor, None, Some(&hold.reservation_id)),
             now,
         );
         let mut items = vec![
@@ -929,7 +694,7 @@ impl ExpiryStore for DynamoStore {
             hold,
             Transition::Expire.counters(hold.quantity),
             CounterGuard::NotReconciledSince(deleted_at),
-            change_record("expired", TTL_ACTOR, None, Some(&hold.reservation_id)),
+            change_record(ChangeKind::Expired, TTL_ACTOR, None, Some(&hold.reservation_id)),
             now,
         );
         let free_cart = self.cart_update(hold, CartChange::Remove, now);
@@ -1055,7 +820,10 @@ impl ReconcileStore for DynamoStore {
             .expression_attribute_values(":active", n(active_units))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", s(&crate::time::rfc3339(now)))
-            .expression_attribute_values(":change", change_record("reconciled", RECONCILER_ACTOR, Some(&reason), None))
+            .expression_attribute_values(
+                ":change",
+                change_record(ChangeKind::Reconciled, RECONCILER_ACTOR, Some(&reason), None),
+            )
             // Holds deleted by TTL before the first look are not in the sum: their units are
             // accounted for by this repair, and a late stream record must not return them again.
             .expression_attribute_values(":look_at", n(look.at))
@@ -1100,12 +868,6 @@ fn with_sequence(
 fn to_attribute<T: serde::Serialize>(value: &T) -> Result<AttributeValue, InventoryError> {
     serde_dynamo::to_attribute_value(value).map_err(|err| InventoryError::internal(format!("serialising: {err}")))
 }
-
-/// How audit records name DynamoDB TTL and the scheduled backstop.
-pub const TTL_ACTOR: &str = "system:ttl";
-pub const BACKSTOP_ACTOR: &str = "system:backstop";
-/// How audit records name the reconciler's repairs.
-pub const RECONCILER_ACTOR: &str = "system:reconciler";
 
 impl AlertStore for DynamoStore {
     async fn stock_level(
@@ -1162,96 +924,5 @@ impl AlertStore for DynamoStore {
         // A failed condition: a racing delivery or the backstop finished it already.
         let _finished_or_already_finished = conditional_update(result)?;
         Ok(())
-    }
-}
-
-/// Publishes alerts to the SNS topic, with message attributes for subscription filter policies.
-#[derive(Clone, Debug)]
-pub struct SnsPublisher {
-    client: aws_sdk_sns::Client,
-    topic_arn: String,
-}
-
-impl SnsPublisher {
-    pub fn new(client: aws_sdk_sns::Client, topic_arn: String) -> Self {
-        Self { client, topic_arn }
-    }
-}
-
-impl AlertPublisher for SnsPublisher {
-    async fn publish(&self, alert: &Alert) -> Result<(), InventoryError> {
-        use aws_sdk_sns::types::MessageAttributeValue;
-        let attribute = |value: &str| {
-            MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
-        };
-        let body = serde_json::to_string(alert).map_err(|err| InventoryError::internal(err.to_string()))?;
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .subject(alert.subject())
-            .message(body)
-            .message_attributes("type", attribute(alert.kind.as_str()))
-            .message_attributes("product_id", attribute(alert.product_id.as_str()))
-            .message_attributes("warehouse_id", attribute(alert.warehouse_id.as_str()))
-            .message_attributes("alert_id", attribute(&alert.alert_id))
-            .send()
-            .await
-            .map_err(InventoryError::from_sdk)?;
-        Ok(())
-    }
-}
-
-/// The audit trail in DynamoDB: `product_id` + `entry_id`, TTL on `expires_at` (the retention).
-#[derive(Clone, Debug)]
-pub struct DynamoHistory {
-    client: Client,
-    table: String,
-}
-
-impl DynamoHistory {
-    pub fn new(client: Client, table: String) -> Self {
-        Self { client, table }
-    }
-}
-
-impl HistoryStore for DynamoHistory {
-    async fn record_entry(&self, entry: &HistoryEntry) -> Result<(), InventoryError> {
-        let item = serde_dynamo::to_item(entry)
-            .map_err(|err| InventoryError::internal(format!("serialising a history entry: {err}")))?;
-        // A plain put: the key comes from the stream record, so a replay overwrites the same entry.
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(InventoryError::from_sdk)?;
-        Ok(())
-    }
-
-    async fn entries(
-        &self,
-        product: &ProductId,
-        before: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<HistoryEntry>, Option<String>), InventoryError> {
-        let start = before.map(|entry_id| {
-            HashMap::from([(attr::PRODUCT_ID.to_owned(), s(product.as_str())), ("entry_id".to_owned(), s(entry_id))])
-        });
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("product_id = :product")
-            .expression_attribute_values(":product", s(product.as_str()))
-            .scan_index_forward(false)
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(InventoryError::from_sdk)?;
-        let entries = output.items().iter().map(|item| item_of(item, "history")).collect::<Result<Vec<_>, _>>()?;
-        let last = output.last_evaluated_key().and_then(|key| key.get("entry_id")).and_then(|v| v.as_s().ok()).cloned();
-        Ok((entries, last))
     }
 }

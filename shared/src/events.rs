@@ -1,0 +1,124 @@
+//! Stream records as domain events. The entrypoint turns each DynamoDB stream record into one of
+//! these before a use case sees it, so `pipeline` never reads the stream's wire format, and the
+//! use cases can be driven directly in tests.
+
+use aws_lambda_events::dynamodb::EventRecord;
+
+use crate::domain::StockLevel;
+use crate::error::InventoryError;
+use crate::holds::Reservation;
+use crate::time::EpochSeconds;
+
+/// The identity AWS puts on a stream record of a TTL delete.
+pub const TTL_PRINCIPAL: &str = "dynamodb.amazonaws.com";
+
+/// A domain event read from a stream record; `None` for a record that is not one (e.g. a delete of
+/// a stock item, or a hold record written rather than removed).
+pub trait FromStreamRecord: Sized {
+    fn from_record(record: &EventRecord) -> Result<Option<Self>, InventoryError>;
+}
+
+/// A stock item written (stock table stream): its figures before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockItemChanged {
+    /// `None` when the write created the item.
+    pub old: Option<StockLevel>,
+    pub new: StockLevel,
+    /// The stream's sequence number: unique within the stream, ordered per item.
+    pub sequence: String,
+    /// When the change was made (the stream's clock, whole seconds).
+    pub recorded_at: EpochSeconds,
+}
+
+impl FromStreamRecord for StockItemChanged {
+    fn from_record(record: &EventRecord) -> Result<Option<Self>, InventoryError> {
+        // Items are never deleted by the service; a hand-made delete is not a stock change.
+        let Some(new) = image(&record.change.new_image, "stock")? else { return Ok(None) };
+        Ok(Some(Self {
+            old: image(&record.change.old_image, "stock")?,
+            new,
+            sequence: record.change.sequence_number.clone().unwrap_or_default(),
+            recorded_at: record.change.approximate_creation_date_time.timestamp(),
+        }))
+    }
+}
+
+/// A hold's record removed from the reservations table (its stream; the event source mapping lets
+/// only TTL deletes through, checked again here because a filter is configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRecordRemoved {
+    /// The hold as it was when removed.
+    pub hold: Reservation,
+    /// Removed by DynamoDB TTL, not by someone's DeleteItem.
+    pub by_ttl: bool,
+    pub deleted_at: EpochSeconds,
+}
+
+impl FromStreamRecord for HoldRecordRemoved {
+    fn from_record(record: &EventRecord) -> Result<Option<Self>, InventoryError> {
+        if record.event_name != "REMOVE" {
+            return Ok(None);
+        }
+        let Some(hold) = image(&record.change.old_image, "reservation")? else { return Ok(None) };
+        let by_ttl = record
+            .user_identity
+            .as_ref()
+            .is_some_and(|who| who.type_ == "Service" && who.principal_id == TTL_PRINCIPAL);
+        Ok(Some(Self { hold, by_ttl, deleted_at: record.change.approximate_creation_date_time.timestamp() }))
+    }
+}
+
+fn image<T: serde::de::DeserializeOwned>(item: &serde_dynamo::Item, what: &str) -> Result<Option<T>, InventoryError> {
+    if item.is_empty() {
+        return Ok(None);
+    }
+    serde_dynamo::from_item(item.clone())
+        .map(Some)
+        .map_err(|err| InventoryError::internal(format!("malformed {what} image: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(json: serde_json::Value) -> EventRecord {
+        serde_json::from_value(json).expect("a stream record")
+    }
+
+    fn hold_image() -> serde_json::Value {
+        serde_json::json!({
+            "reservation_id": {"S": "0b6f4f8e-3c1e-4d8e-9a53-2f1c8e9f0a11"}, "product_id": {"S": "SKU-1"},
+            "warehouse_id": {"S": "main"}, "quantity": {"N": "2"}, "state": {"S": "ACTIVE"},
+            "created_at": {"N": "100"}, "expires_at": {"N": "1000"}, "request_fingerprint": {"S": "quantity=2"}
+        })
+    }
+
+    fn removal(user_identity: serde_json::Value) -> EventRecord {
+        record(serde_json::json!({
+            "eventID": "1", "eventName": "REMOVE", "eventSource": "aws:dynamodb", "awsRegion": "eu-west-1",
+            "userIdentity": user_identity,
+            "dynamodb": {"ApproximateCreationDateTime": 1200.0, "Keys": {}, "OldImage": hold_image(),
+                         "SequenceNumber": "5", "SizeBytes": 1, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        }))
+    }
+
+    #[test]
+    fn a_ttl_delete_is_a_hold_removed_by_ttl() {
+        let removed = HoldRecordRemoved::from_record(&removal(
+            serde_json::json!({"type": "Service", "principalId": TTL_PRINCIPAL}),
+        ))
+        .unwrap()
+        .unwrap();
+        assert!(removed.by_ttl);
+        assert_eq!((removed.deleted_at, removed.hold.quantity.units()), (1200, 2));
+        let by_hand = HoldRecordRemoved::from_record(&removal(serde_json::Value::Null)).unwrap().unwrap();
+        assert!(!by_hand.by_ttl);
+    }
+
+    #[test]
+    fn a_malformed_image_is_an_error_not_a_skip() {
+        let mut bad = removal(serde_json::Value::Null);
+        bad.change.old_image.insert("quantity".into(), serde_dynamo::AttributeValue::S("two".into()));
+        assert!(HoldRecordRemoved::from_record(&bad).is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! Persistence, as ports and adapters: one trait per capability here (so a use case depends only on
+//! what it uses), and one file per implementation: [`dynamo`] (the stock, holds and requests tables),
+//! [`history`] (the audit trail's table), [`sns`] (alerts) and [`memory`] (in-memory, with the same
+//! conditional semantics, for the use-case tests). Every state change is one conditional write or
+//! one transaction, so counters move exactly once whatever races with them.
+
+use std::future::Future;
+
+use crate::admin::StockUpdate;
+use crate::alerts::{Alert, Crossing};
+use crate::domain::{CounterLook, ProductId, StockLevel, WarehouseId};
+use crate::error::InventoryError;
+use crate::history::HistoryEntry;
+use crate::holds::{Reservation, ReservationId, Transition};
+use crate::requests::RequestRecord;
+use crate::time::EpochSeconds;
+
+pub mod dynamo;
+pub mod history;
+pub mod memory;
+pub mod sns;
+
+/// Reads the stock counters of a product.
+pub trait StockReader {
+    /// Every warehouse's counters for the product (or just `warehouse`'s), strongly consistent,
+    /// ordered by warehouse id. Empty when there are none.
+    fn stock_levels(
+        &self,
+        product: &ProductId,
+        warehouse: Option<&WarehouseId>,
+    ) -> impl Future<Output = Result<Vec<StockLevel>, InventoryError>> + Send;
+}
+
+/// What placing a hold came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaceOutcome {
+    Placed,
+    /// The request's Idempotency-Key was used before (a retry): nothing was changed. The record
+    /// of that request, with the hold it placed.
+    AlreadyRequested(Box<RequestRecord>),
+    /// The warehouse has fewer units for sale than asked: nothing was changed.
+    Insufficient {
+        available: i64,
+    },
+    /// The product has no stock item in that warehouse.
+    NoStockItem,
+    /// The hold's cart has as many ACTIVE holds as a cart may: nothing was changed.
+    CartHoldsFull,
+    /// The hold would take the cart past the product's units per cart: nothing was changed. The
+    /// units of the product the cart holds now.
+    CartUnitsFull {
+        in_cart: i64,
+    },
+}
+
+/// What ending a hold came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndOutcome {
+    /// The hold left ACTIVE now and the counters moved, once.
+    Ended(Reservation),
+    /// The hold was no longer ACTIVE (or, for a commit, past its expiry): nothing changed.
+    /// The hold as it is now; `None` if it no longer exists.
+    NotActive(Option<Reservation>),
+    /// Checkout only: the shelf holds fewer units than the hold (an admin counted less stock).
+    StockShort { stock_count: i64 },
+}
+
+/// Places, finds and ends holds.
+pub trait HoldStore {
+    /// Places `hold` and counts it in its cart, if the cart stays within [`MAX_HOLDS_PER_CART`](crate::limits::MAX_HOLDS_PER_CART)
+    /// holds and `max_per_cart` units of the product; with `request`, records the request in the
+    /// same transaction (a retry of it then finds the record instead of placing a second hold).
+    fn place_hold(
+        &self,
+        hold: &Reservation,
+        max_per_cart: i64,
+        request: Option<&RequestRecord>,
+        actor: &str,
+    ) -> impl Future<Output = Result<PlaceOutcome, InventoryError>> + Send;
+
+    /// The hold, strongly consistent.
+    fn reservation(
+        &self,
+        id: &ReservationId,
+    ) -> impl Future<Output = Result<Option<Reservation>, InventoryError>> + Send;
+
+    /// Ends an ACTIVE hold once and gives its cart room again; a checkout binds the hold to
+    /// `owner` (the signed-in user), conditional on no other user owning it.
+    fn end_hold(
+        &self,
+        hold: &Reservation,
+        transition: Transition,
+        actor: &str,
+        owner: Option<&str>,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<EndOutcome, InventoryError>> + Send;
+}
+
+/// What releasing a hold that TTL deleted came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletedHoldOutcome {
+    /// Its units are back on sale now, once.
+    Released,
+    /// Handled before: a repeated delivery, or the backstop got there first.
+    AlreadyReleased,
+    /// The reconciler had already set the counters from the holds on record after this hold was
+    /// deleted (its record was lost or late): the hold is recorded as EXPIRED, its units stay.
+    AccountedByReconciler,
+}
+
+/// What the stream consumers and the backstop do to holds.
+pub trait ExpiryStore {
+    /// Releases a hold that DynamoDB TTL deleted (at `deleted_at`) while ACTIVE: writes it back as
+    /// EXPIRED (kept for audit) and returns its units, in one transaction conditional on the record
+    /// not existing — hold ids are never reused, so a repeated delivery or a racing sweeper changes
+    /// nothing — and on no repair by the reconciler having counted the deletion already.
+    fn expire_deleted_hold(
+        &self,
+        hold: &Reservation,
+        deleted_at: EpochSeconds,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<DeletedHoldOutcome, InventoryError>> + Send;
+
+    /// Ids of ACTIVE holds due by `now`, oldest first, from the sparse index (at most `limit`,
+    /// taken from every sweep partition alike, so a busy one cannot starve the others).
+    fn lapsed_holds(
+        &self,
+        now: EpochSeconds,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ReservationId>, InventoryError>> + Send;
+}
+
+/// The alert state on stock items.
+pub trait AlertStore {
+    /// The item now, strongly consistent.
+    fn stock_level(
+        &self,
+        product: &ProductId,
+        warehouse: &WarehouseId,
+    ) -> impl Future<Output = Result<Option<StockLevel>, InventoryError>> + Send;
+
+    /// Records the crossing (and the alert to send) if the alert state is still `level.status`.
+    /// `false`: someone else moved the alert state first.
+    fn claim_crossing(
+        &self,
+        level: &StockLevel,
+        crossing: Crossing,
+        alert: Option<&Alert>,
+    ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
+
+    /// Marks the pending alert published (if it is still the pending one).
+    fn finish_alert(
+        &self,
+        level: &StockLevel,
+        alert: &Alert,
+    ) -> impl Future<Output = Result<(), InventoryError>> + Send;
+}
+
+/// Where alerts go.
+pub trait AlertPublisher {
+    fn publish(&self, alert: &Alert) -> impl Future<Output = Result<(), InventoryError>> + Send;
+}
+
+/// What an admin change came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminOutcome {
+    /// Applied; the item as it is right after.
+    Updated(StockLevel),
+    /// A condition failed: the item as it is (`None`: it does not exist). Nothing changed.
+    Refused(Option<StockLevel>),
+    /// The request was made before (a retry): nothing changed. Whether it was the same request
+    /// (fingerprint), and the item as it is.
+    Replayed { same_request: bool, current: Option<StockLevel> },
+}
+
+/// A page of the admin list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockPage {
+    pub items: Vec<StockLevel>,
+    /// The key of the last item scanned, when there may be more.
+    pub last_key: Option<(ProductId, WarehouseId)>,
+}
+
+/// Admin writes and the admin list.
+pub trait StockAdmin {
+    /// Applies `update` and records `request` in one transaction.
+    fn update_stock(
+        &self,
+        product: &ProductId,
+        update: &StockUpdate,
+        request: &RequestRecord,
+        actor: &str,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<AdminOutcome, InventoryError>> + Send;
+
+    /// Up to `limit` items after `after`, in the table's scan order.
+    fn scan_stock(
+        &self,
+        after: Option<&(ProductId, WarehouseId)>,
+        limit: usize,
+    ) -> impl Future<Output = Result<StockPage, InventoryError>> + Send;
+}
+
+/// What the reconciler reads and writes (see `reconcile`).
+pub trait ReconcileStore {
+    /// Units taken by the item's ACTIVE holds, from the sparse `active-by-item` index (eventually
+    /// consistent: the reconciler looks twice).
+    fn active_units(
+        &self,
+        product: &ProductId,
+        warehouse: &WarehouseId,
+    ) -> impl Future<Output = Result<i64, InventoryError>> + Send;
+
+    /// Keeps `look` on the item (`None`: drops the one there), if the item is still at the
+    /// sequence it was read at. `false`: it changed meanwhile; nothing was written.
+    fn keep_look(
+        &self,
+        level: &StockLevel,
+        look: Option<CounterLook>,
+    ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
+
+    /// Sets reserved (and available) from `active_units`, if the item still has exactly the figures
+    /// and look of `level`; records the repair as the item's last change. `None`: it changed.
+    fn repair_counters(
+        &self,
+        level: &StockLevel,
+        look: CounterLook,
+        active_units: i64,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<Option<StockLevel>, InventoryError>> + Send;
+}
+
+/// The audit trail's table (`HISTORY_TABLE`): entries keyed by product and a time-ordered entry id.
+pub trait HistoryStore {
+    /// Writes the entry; writing the same entry again leaves one entry (stream replays).
+    fn record_entry(&self, entry: &HistoryEntry) -> impl Future<Output = Result<(), InventoryError>> + Send;
+
+    /// Up to `limit` entries of a product, newest first, after the entry id `before` (a page's last).
+    fn entries(
+        &self,
+        product: &ProductId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<HistoryEntry>, Option<String>), InventoryError>> + Send;
+}

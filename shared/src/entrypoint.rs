@@ -28,7 +28,14 @@ use crate::store::sns::SnsPublisher;
 /// The SDK config every function uses: bounded time per attempt and per operation, so a slow
 /// DynamoDB answer becomes a retry or a 503 within the API's time budget instead of a hung request.
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    // rustls with ring (see the workspace's Cargo.toml for why not the SDK's default client).
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))

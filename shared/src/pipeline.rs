@@ -324,7 +324,7 @@ async fn check_item(
         tracing::warn!(product_id = %product, warehouse_id = %warehouse, recorded = ?recorded,
                        "backstop repaired an alert state the stream had not");
     }
-    let counters = reconcile_item(store, level).await.map_err(|err| {
+    let counters = reconcile_item(store, level, now).await.map_err(|err| {
         tracing::error!(product_id = %product, warehouse_id = %warehouse, error = %err, detail = ?err,
                         "reconciler could not check an item");
     })?;
@@ -336,11 +336,13 @@ async fn check_item(
 async fn reconcile_item(
     store: &impl ReconcileStore,
     level: StockLevel,
+    run_started: EpochSeconds,
 ) -> Result<Option<CounterCheck>, InventoryError> {
     let active_units = store.active_units(&level.product_id, &level.warehouse_id).await?;
     // The look's time is taken after the holds were summed, not at the run's start: a hold TTL
-    // deleted before it is surely not in the sum, which `reconciled_through` relies on.
-    let now = crate::time::now();
+    // deleted before it is surely not in the sum, which `reconciled_through` relies on. (Never
+    // before the run's own clock, which tests set ahead.)
+    let now = crate::time::now().max(run_started);
     match reconcile::judge(&level, active_units, now) {
         Verdict::Consistent { drop_look: false } | Verdict::Wait => Ok(None),
         Verdict::Consistent { drop_look: true } => {

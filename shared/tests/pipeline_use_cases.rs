@@ -1,0 +1,219 @@
+//! The event-driven use cases (`pipeline`) through the in-memory store, which plays both streams:
+//! alerts (one per crossing, never lost when SNS fails, never twice when a record comes twice),
+//! lapsed holds back on sale exactly once (TTL, backstop, late records), the audit trail, and the
+//! reconciler repairing drift only when two looks agree.
+
+mod support;
+
+use shared::alerts::AlertType;
+use shared::domain::ChangeKind;
+use shared::events::StockItemChanged;
+use shared::holds::{ReservationId, Transition};
+use shared::pipeline::{self, ExpiryOutcome};
+use shared::service;
+use shared::store::memory::{MemoryPublisher, MemoryStore};
+use shared::store::HistoryStore;
+use support::*;
+
+/// Delivers the stock stream to the alerts consumer until it is drained (the consumer's own writes
+/// come back on the stream, as on AWS). Returns every record delivered.
+async fn run_alerts(store: &MemoryStore, publisher: &MemoryPublisher, now: i64) -> Vec<StockItemChanged> {
+    let mut delivered = Vec::new();
+    loop {
+        let changes = store.take_stock_changes();
+        if changes.is_empty() {
+            return delivered;
+        }
+        for change in changes {
+            pipeline::on_stock_change(store, publisher, &change, now).await.unwrap();
+            delivered.push(change);
+        }
+    }
+}
+
+fn kinds(publisher: &MemoryPublisher) -> Vec<AlertType> {
+    publisher.sent().iter().map(|a| a.kind).collect()
+}
+
+async fn hold(store: &MemoryStore, quantity: i64, shopper: u32) -> ReservationId {
+    let (_, view) =
+        service::reserve(store, product("SKU-1"), ask(quantity, None), None, &holder(shopper), HOLD_SECONDS, T0)
+            .await
+            .unwrap();
+    ReservationId::parse(&view.reservation_id).unwrap()
+}
+
+async fn release(store: &MemoryStore, id: &ReservationId, shopper: u32) {
+    service::end_hold(store, &product("SKU-1"), id, Transition::Release, &proof(shopper), "s", T0).await.unwrap();
+}
+
+#[tokio::test]
+async fn each_crossing_is_alerted_once_and_a_redelivered_record_alerts_nothing() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 10, 5).await;
+    run_alerts(&store, &publisher, T0).await;
+    assert!(publisher.sent().is_empty(), "a new item in stock is not news");
+    let held = hold(&store, 6, 1).await;
+    let delivered = run_alerts(&store, &publisher, T0).await;
+    assert_eq!(kinds(&publisher), [AlertType::LowStock]);
+    for change in &delivered {
+        pipeline::on_stock_change(&store, &publisher, change, T0).await.unwrap();
+    }
+    assert_eq!(kinds(&publisher), [AlertType::LowStock], "redelivery alerted again");
+    let rest = hold(&store, 4, 2).await;
+    run_alerts(&store, &publisher, T0).await;
+    release(&store, &held, 1).await; // 6 for sale: not past the threshold's band yet
+    run_alerts(&store, &publisher, T0).await;
+    assert_eq!(kinds(&publisher), [AlertType::LowStock, AlertType::OutOfStock]);
+    release(&store, &rest, 2).await;
+    run_alerts(&store, &publisher, T0).await;
+    assert_eq!(kinds(&publisher), [AlertType::LowStock, AlertType::OutOfStock, AlertType::BackInStock]);
+    let alert = &publisher.sent()[1];
+    assert_eq!((alert.available, alert.product_id.as_str()), (0, "SKU-1"));
+    assert!(item(&store, "SKU-1", "main").pending_alert.is_none(), "every alert confirmed");
+}
+
+#[tokio::test]
+async fn an_alert_whose_publish_failed_is_sent_later_exactly_once() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 10, 5).await;
+    run_alerts(&store, &publisher, T0).await;
+    hold(&store, 6, 1).await;
+    publisher.fail_next(1);
+    let changes = store.take_stock_changes();
+    let failed = pipeline::on_stock_change(&store, &publisher, &changes[0], T0).await;
+    assert_eq!(failed.unwrap_err().code(), "SERVICE_UNAVAILABLE", "the stream retries the record");
+    assert!(item(&store, "SKU-1", "main").pending_alert.is_some(), "the claim stays on the item");
+    // The stream's retry of the same record publishes the pending alert, and only that.
+    pipeline::on_stock_change(&store, &publisher, &changes[0], T0).await.unwrap();
+    run_alerts(&store, &publisher, T0).await;
+    let report = pipeline::backstop(&store, &publisher, T0).await.unwrap();
+    assert_eq!((kinds(&publisher), report.alerts_sent), (vec![AlertType::LowStock], 0));
+}
+
+#[tokio::test]
+async fn the_backstop_sends_what_the_stream_never_delivered() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 10, 5).await;
+    hold(&store, 10, 1).await;
+    store.take_stock_changes(); // the stream lost them all
+    let report = pipeline::backstop(&store, &publisher, T0).await.unwrap();
+    assert_eq!((kinds(&publisher), report.alerts_sent, report.statuses_repaired), (vec![AlertType::OutOfStock], 1, 1));
+    let again = pipeline::backstop(&store, &publisher, T0).await.unwrap();
+    assert_eq!((publisher.sent().len(), again.alerts_sent), (1, 0), "a second run sends nothing");
+}
+
+#[tokio::test]
+async fn a_lapsed_hold_comes_back_on_sale_once_by_ttl_whatever_is_delivered_twice() {
+    let store = MemoryStore::new();
+    shelve(&store, "SKU-1", "main", 10, 0).await;
+    hold(&store, 4, 1).await;
+    assert!(store.reap_ttl(T0 + HOLD_SECONDS - 1).is_empty(), "not before its time");
+    let removed = store.reap_ttl(T0 + HOLD_SECONDS);
+    assert_eq!(removed.len(), 1);
+    let now = T0 + HOLD_SECONDS + 1;
+    assert_eq!(pipeline::on_hold_removed(&store, &removed[0], now).await.unwrap(), ExpiryOutcome::Released);
+    assert_eq!(pipeline::on_hold_removed(&store, &removed[0], now).await.unwrap(), ExpiryOutcome::AlreadyReleased);
+    assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10));
+    assert_eq!(store.cart_counts(holder(1).cart.as_str(), &product("SKU-1")), (0, 0), "the cart has room again");
+    let kept = &store.holds()[0];
+    assert_eq!((kept.state.as_str(), kept.ended_by.as_deref()), ("EXPIRED", Some("system:ttl")));
+    // The EXPIRED record reaching its own retention is not a hold to release.
+    let purged = store.reap_ttl(now + shared::limits::ENDED_HOLD_RETENTION_SECONDS);
+    assert_eq!(pipeline::on_hold_removed(&store, &purged[0], now).await.unwrap(), ExpiryOutcome::Ignored);
+    assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10));
+}
+
+#[tokio::test]
+async fn the_backstop_releases_lapsed_holds_ttl_has_not_deleted_and_ttl_then_changes_nothing() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 10, 0).await;
+    for shopper in 0..5 {
+        hold(&store, 1, shopper).await;
+    }
+    let early = pipeline::backstop(&store, &publisher, T0 + 10).await.unwrap();
+    assert_eq!(early.holds_released, 0);
+    let report = pipeline::backstop(&store, &publisher, T0 + HOLD_SECONDS + 1).await.unwrap();
+    assert_eq!((report.holds_released, report.failures), (5, 0));
+    assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10));
+    // A checkout racing the sweep is refused: the hold is EXPIRED.
+    let expired = store.holds().into_iter().find(|h| h.cart == Some(holder(0).cart)).unwrap();
+    let (sku, buyer) = (product("SKU-1"), signed_in_proof(0, "u"));
+    let checkout = service::end_hold(&store, &sku, &expired.reservation_id, Transition::Commit, &buyer, "u", T0 + 999);
+    assert_eq!(checkout.await.unwrap_err().code(), "RESERVATION_EXPIRED");
+    for removed in store.reap_ttl(T0 + shared::limits::ENDED_HOLD_RETENTION_SECONDS * 2) {
+        assert_eq!(pipeline::on_hold_removed(&store, &removed, T0).await.unwrap(), ExpiryOutcome::Ignored);
+    }
+    assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10));
+}
+
+#[tokio::test]
+async fn the_reconciler_repairs_drift_only_when_two_looks_agree() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 10, 0).await;
+    hold(&store, 2, 1).await;
+    store.corrupt_reserved(&product("SKU-1"), &warehouse("main"), 5); // 3 units leaked
+    let first = pipeline::backstop(&store, &publisher, T0).await.unwrap();
+    assert_eq!((first.counters_watched, first.counters_repaired), (1, 0));
+    assert_eq!(counts(&store, "SKU-1", "main"), (10, 5, 5), "one look repairs nothing");
+    let too_soon = pipeline::backstop(&store, &publisher, T0 + 3).await.unwrap();
+    assert_eq!(too_soon.counters_repaired, 0);
+    let second = pipeline::backstop(&store, &publisher, T0 + 11).await.unwrap();
+    assert_eq!(second.counters_repaired, 1);
+    assert_eq!(counts(&store, "SKU-1", "main"), (10, 2, 8));
+    let repaired = item(&store, "SKU-1", "main").last_change.unwrap();
+    assert_eq!((repaired.kind, repaired.actor.as_str()), (ChangeKind::Reconciled, "system:reconciler"));
+    let quiet = pipeline::backstop(&store, &publisher, T0 + 30).await.unwrap();
+    assert_eq!((quiet.counters_watched, quiet.counters_repaired), (0, 0));
+}
+
+#[tokio::test]
+async fn a_change_between_the_looks_is_in_flight_not_drift() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 10, 0).await;
+    store.corrupt_reserved(&product("SKU-1"), &warehouse("main"), 1);
+    pipeline::backstop(&store, &publisher, T0).await.unwrap();
+    hold(&store, 2, 1).await; // the item moves: the first look no longer counts
+    let second = pipeline::backstop(&store, &publisher, T0 + 11).await.unwrap();
+    assert_eq!((second.counters_watched, second.counters_repaired), (1, 0));
+    let third = pipeline::backstop(&store, &publisher, T0 + 22).await.unwrap();
+    assert_eq!(third.counters_repaired, 1);
+    assert_eq!(counts(&store, "SKU-1", "main"), (10, 2, 8));
+}
+
+#[tokio::test]
+async fn a_late_ttl_record_after_a_repair_does_not_return_units_twice() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 10, 0).await;
+    hold(&store, 3, 1).await;
+    // TTL deletes the hold; its stream record is delayed (a paused consumer, a DLQ redrive).
+    let late = store.reap_ttl(T0 + HOLD_SECONDS);
+    let now = T0 + HOLD_SECONDS + 5;
+    pipeline::backstop(&store, &publisher, now).await.unwrap();
+    let repaired = pipeline::backstop(&store, &publisher, now + 11).await.unwrap();
+    assert_eq!(repaired.counters_repaired, 1);
+    assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10));
+    let outcome = pipeline::on_hold_removed(&store, &late[0], now + 20).await.unwrap();
+    assert_eq!(outcome, ExpiryOutcome::AccountedByReconciler);
+    assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10), "units returned once");
+    assert_eq!(store.holds()[0].state.as_str(), "EXPIRED", "kept for audit");
+}
+
+#[tokio::test]
+async fn every_change_of_the_figures_is_one_history_entry_even_when_delivered_twice() {
+    let store = MemoryStore::new();
+    shelve(&store, "SKU-1", "main", 10, 0).await;
+    let held = hold(&store, 2, 1).await;
+    release(&store, &held, 1).await;
+    let changes = store.take_stock_changes();
+    for change in changes.iter().chain(changes.iter()) {
+        pipeline::on_history_change(&store, change, 3600).await.unwrap();
+    }
+    let (entries, _) = store.entries(&product("SKU-1"), None, 50).await.unwrap();
+    let kinds: Vec<_> = entries.iter().map(|e| e.change.kind).collect();
+    assert_eq!(kinds, [ChangeKind::Released, ChangeKind::Hold, ChangeKind::Set], "newest first, once each");
+    let (_, page) = service::product_history(&store, &product("SKU-1"), None, 2).await.unwrap();
+    let (_, rest) = service::product_history(&store, &product("SKU-1"), page.next_cursor.as_deref(), 2).await.unwrap();
+    assert_eq!((page.items.len(), rest.items.len()), (2, 1));
+    assert_eq!(rest.items[0].change.kind, ChangeKind::Set);
+}

@@ -11,7 +11,7 @@ CARGO ?= cargo
 NODE_STAMP := frontend/node_modules/.installed-$(shell sha256sum frontend/package-lock.json | cut -c1-12)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help up down token scenarios test lint unit build integration venv frontend chromium screenshots bench bench-smoke aws-build
+.PHONY: help up down token scenarios test lint unit build build-all integration venv frontend chromium screenshots bench bench-smoke aws-build
 
 help:
 	@echo "make up     run the whole stack on a local AWS (MiniStack), seeded; writes .local/stack.json"
@@ -47,8 +47,16 @@ chromium:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# `make up` builds the functions only; the tests and benchmarks also need their own crates
+# (tests/panic_probe, bench/hello_lambda), built into the same target directory.
+FUNCTIONS := $(notdir $(wildcard functions/*))
+
 build:
-	@echo "==> building the functions (release; a cold build takes a few minutes on 2 cores)"
+	@echo "==> building the functions (release; a cold build takes about 3 minutes on 2 cores)"
+	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))
+
+build-all:
+	@echo "==> building the functions and the test and benchmark crates (release)"
 	$(CARGO) build --release --workspace --locked
 
 up: venv build frontend
@@ -80,15 +88,15 @@ unit:
 	@echo "==> unit tests"
 	$(CARGO) test --release --workspace --locked
 
-integration: venv build frontend chromium
+integration: venv build-all frontend chromium
 	@echo "==> integration, scenario and browser tests: own MiniStack on a free port, own stack, stopped at the end"
 	$(PY) -m pytest tests -p no:cacheprovider
 
 # Benchmarks: a stack of their own; `bench` rewrites docs/BENCHMARKS.md, the smoke run only checks they work.
-bench: venv build frontend
+bench: venv build-all frontend
 	$(PY) bench/run.py
 
-bench-smoke: venv build frontend
+bench-smoke: venv build-all frontend
 	@echo "==> benchmark smoke run (tiny sizes; figures not kept)"
 	$(PY) bench/run.py --smoke --out .local/bench-smoke.md
 

@@ -25,11 +25,12 @@ use crate::store::{
 use crate::time::EpochSeconds;
 
 /// What one stock-stream record came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StockRecordOutcome {
     /// The write did not move the counters or the threshold (e.g. our own status write).
     Ignored,
-    Settled(Option<AlertType>),
+    /// The alerts published, in order (usually none or one).
+    Settled(Vec<AlertType>),
 }
 
 /// Stock stream: a change of the counters or threshold may be a crossing worth an alert.
@@ -69,31 +70,42 @@ pub async fn on_history_change(
 }
 
 /// Brings the item's alert state in line with its counters: records a crossing and publishes its
-/// alert exactly once, and publishes an alert that was claimed earlier but never confirmed.
-/// `level` may be stale (a stream image): when the claim loses to a newer state, the item is read
-/// afresh and settled from that. Returns the alert published, if any.
+/// alert exactly once, and publishes an alert that was claimed earlier but never confirmed — before
+/// any new crossing is claimed, so a claim never overwrites an unsent alert (a LOW_STOCK whose
+/// publish kept failing still goes out, before the OUT_OF_STOCK that followed it). `level` may be
+/// stale (a stream image): when the claim loses to a newer state, the item is read afresh and
+/// settled from that. Returns the alerts published, in order.
 pub async fn settle_alert(
     store: &impl AlertStore,
     publisher: &impl AlertPublisher,
     mut level: StockLevel,
     now: EpochSeconds,
-) -> Result<Option<AlertType>, InventoryError> {
-    const ATTEMPTS: usize = 3;
+) -> Result<Vec<AlertType>, InventoryError> {
+    const ATTEMPTS: usize = 4;
+    let mut sent = Vec::new();
     for _ in 0..ATTEMPTS {
+        if level.pending_alert.is_some() {
+            sent.extend(publish_pending(store, publisher, &level).await?);
+            // Sent now, or confirmed since the image was taken; a newer one fails the claim below.
+            level.pending_alert = None;
+            continue;
+        }
         let Some(change) = crossing(level.status, level.available_count, level.threshold_level) else {
-            return publish_pending(store, publisher, &level).await;
+            return Ok(sent);
         };
         let alert = change.alert.map(|kind| Alert::new(Uuid::new_v4().to_string(), kind, &level, now));
         if store.claim_crossing(&level, change, alert.as_ref()).await? {
             tracing::info!(product_id = %level.product_id, warehouse_id = %level.warehouse_id, from = ?level.status,
                            to = ?change.to, available = level.available_count, "alert state changed");
-            let Some(alert) = alert else { return Ok(None) };
-            publish(store, publisher, &level, &alert).await?;
-            return Ok(Some(alert.kind));
+            if let Some(alert) = alert {
+                publish(store, publisher, &level, &alert).await?;
+                sent.push(alert.kind);
+            }
+            return Ok(sent);
         }
         match store.stock_level(&level.product_id, &level.warehouse_id).await? {
             Some(current) => level = current,
-            None => return Ok(None),
+            None => return Ok(sent),
         }
     }
     Err(InventoryError::Unavailable {
@@ -220,7 +232,7 @@ pub async fn backstop(
             match check {
                 Ok(checked) => {
                     report.statuses_repaired += usize::from(checked.status_repaired);
-                    report.alerts_sent += usize::from(checked.alert_sent);
+                    report.alerts_sent += checked.alerts_sent;
                     report.counters_watched += usize::from(checked.counters == Some(CounterCheck::Watched));
                     report.counters_repaired += usize::from(checked.counters == Some(CounterCheck::Repaired));
                 }
@@ -299,7 +311,7 @@ enum CounterCheck {
 
 struct ItemChecked {
     status_repaired: bool,
-    alert_sent: bool,
+    alerts_sent: usize,
     counters: Option<CounterCheck>,
 }
 
@@ -312,8 +324,8 @@ async fn check_item(
 ) -> Result<ItemChecked, ()> {
     let (product, warehouse, recorded) = (level.product_id.clone(), level.warehouse_id.clone(), level.status);
     let status_repaired = crossing(level.status, level.available_count, level.threshold_level).is_some();
-    let alert_sent = match settle_alert(store, publisher, level.clone(), now).await {
-        Ok(sent) => sent.is_some(),
+    let alerts_sent = match settle_alert(store, publisher, level.clone(), now).await {
+        Ok(sent) => sent.len(),
         Err(err) => {
             tracing::error!(product_id = %product, warehouse_id = %warehouse, error = %err, detail = ?err,
                             "backstop could not settle an alert state");
@@ -328,7 +340,7 @@ async fn check_item(
         tracing::error!(product_id = %product, warehouse_id = %warehouse, error = %err, detail = ?err,
                         "reconciler could not check an item");
     })?;
-    Ok(ItemChecked { status_repaired, alert_sent, counters })
+    Ok(ItemChecked { status_repaired, alerts_sent, counters })
 }
 
 /// Compares the item's counters with its ACTIVE holds and repairs a disagreement that two looks

@@ -92,6 +92,29 @@ async fn an_alert_whose_publish_failed_is_sent_later_exactly_once() {
 }
 
 #[tokio::test]
+async fn an_unsent_alert_is_never_overwritten_by_the_next_crossing() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 10, 5).await;
+    run_alerts(&store, &publisher, T0).await;
+    hold(&store, 6, 1).await;
+    publisher.fail_next(usize::MAX); // SNS is down: LOW_STOCK is claimed, never confirmed
+    for change in store.take_stock_changes() {
+        assert!(pipeline::on_stock_change(&store, &publisher, &change, T0).await.is_err());
+    }
+    hold(&store, 4, 2).await; // then the item runs out while SNS is still down
+    store.take_stock_changes(); // and the stream gives up on those records (DLQ)
+    let down = pipeline::backstop(&store, &publisher, T0).await.unwrap();
+    assert_eq!((down.failures, publisher.sent().len()), (1, 0));
+    publisher.fail_next(0); // SNS is back
+    let report = pipeline::backstop(&store, &publisher, T0 + 60).await.unwrap();
+    assert_eq!(kinds(&publisher), [AlertType::LowStock, AlertType::OutOfStock], "both, in order, once each");
+    assert_eq!(report.alerts_sent, 2);
+    pipeline::backstop(&store, &publisher, T0 + 120).await.unwrap();
+    run_alerts(&store, &publisher, T0 + 120).await;
+    assert_eq!(publisher.sent().len(), 2);
+}
+
+#[tokio::test]
 async fn the_backstop_sends_what_the_stream_never_delivered() {
     let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
     shelve(&store, "SKU-1", "main", 10, 5).await;

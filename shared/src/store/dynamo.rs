@@ -891,11 +891,14 @@ impl AlertStore for DynamoStore {
             .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_values(":to", status_value(crossing.to));
+        // Never over an alert claimed but not yet confirmed: that one goes out first.
         update = match level.status {
             Some(recorded) => update
-                .condition_expression("#status = :recorded")
+                .condition_expression("#status = :recorded AND attribute_not_exists(pending_alert)")
                 .expression_attribute_values(":recorded", status_value(recorded)),
-            None => update.condition_expression("attribute_exists(product_id) AND attribute_not_exists(#status)"),
+            None => update.condition_expression(
+                "attribute_exists(product_id) AND attribute_not_exists(#status) AND attribute_not_exists(pending_alert)",
+            ),
         };
         update = match alert {
             Some(alert) => {

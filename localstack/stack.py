@@ -138,11 +138,12 @@ def expanded_template() -> dict:
 
 
 def functions_in(template: dict) -> dict[str, str]:
-    """Logical id -> cargo binary name, for every function in the template."""
+    """Logical id -> cargo binary name, for every function in the template. The functions are declared
+    one by one (each with a policy of its own), never in an Fn::ForEach loop, which this skips."""
     return {
         logical_id: resource["Metadata"]["BuildProperties"]["Binary"]
         for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
+        if not logical_id.startswith("Fn::ForEach::") and resource["Type"] == "AWS::Serverless::Function"
     }
 
 

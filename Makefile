@@ -60,13 +60,13 @@ build-all:
 	$(CARGO) build --release --workspace --locked
 
 up: venv build frontend
-	$(PY) localstack/stack.py up
+	$(PY) -m localstack.stack up
 
 down: venv
-	$(PY) localstack/stack.py down
+	$(PY) -m localstack.stack down
 
 scenarios: venv
-	$(PY) localstack/scenarios/run_all.py
+	$(PY) -m localstack.scenarios.run_all
 
 # Screenshots of both pages (desktop and phone width) from the local stack (brought up to date), into docs/screenshots.
 screenshots: up chromium
@@ -75,7 +75,7 @@ screenshots: up chromium
 
 ROLE ?= admin
 token: venv
-	@$(PY) localstack/stack.py token $(ROLE)
+	@$(PY) -m localstack.stack token $(ROLE)
 
 lint: venv
 	@echo "==> lint: rustfmt, clippy, cfn-lint, MiniStack fidelity fingerprints"
@@ -94,11 +94,11 @@ integration: venv build-all frontend chromium
 
 # Benchmarks: a stack of their own; `bench` rewrites docs/BENCHMARKS.md, the smoke run only checks they work.
 bench: venv build-all frontend
-	$(PY) bench/run.py
+	$(PY) -m bench.run
 
 bench-smoke: venv build-all frontend
 	@echo "==> benchmark smoke run (tiny sizes; figures not kept)"
-	$(PY) bench/run.py --smoke --out .local/bench-smoke.md
+	$(PY) -m bench.run --smoke --out .local/bench-smoke.md
 
 test: lint unit integration bench-smoke
 

@@ -1,7 +1,7 @@
 """`make bench`: runs every benchmark on this machine and rewrites docs/BENCHMARKS.md.
 
-    python bench/run.py                 # the full run (a few minutes), rewrites docs/BENCHMARKS.md
-    python bench/run.py --smoke --out F # a tiny run (make test), written to F: the benchmarks never rot
+    python -m bench.run                 # the full run (a few minutes), rewrites docs/BENCHMARKS.md
+    python -m bench.run --smoke --out F # a tiny run (make test), written to F: the benchmarks never rot
 
 Brings up a stack of its own (own MiniStack on a free port, 3-second holds) and stops it at the end.
 Figures are ratios against a baseline measured in the same run; absolute times on a shared 2-core
@@ -23,16 +23,14 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench import lambda_floor
+from bench.hot_item import HotItem
+from bench.lapsed_holds import lapsed_holds_table
+from localstack import stack as stack_tool
+from localstack.inventory_client import Stack
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "localstack"))
-sys.path.insert(0, str(HERE))
-
-import lambda_floor  # noqa: E402
-import stack as stack_tool  # noqa: E402
-from hot_item import HotItem  # noqa: E402
-from inventory_client import Stack  # noqa: E402
-from lapsed_holds import lapsed_holds_table  # noqa: E402
 
 # AWS list prices, us-east-1 (checked 2026-11): HTTP API per request, Lambda arm64 per GB-second and
 # per request, DynamoDB on-demand per write / read request unit.

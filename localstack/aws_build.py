@@ -163,9 +163,10 @@ def profile_differences(recorded: dict, local_argv: list[str]) -> list[str]:
 def template_functions() -> dict[str, str]:
     from cfnlint.decode import cfn_yaml  # cfn-lint comes with aws-sam-cli (sam validate --lint)
     template = cfn_yaml.loads((ROOT / "template.yaml").read_text())
+    # As stack.functions_in: the functions are never in an Fn::ForEach loop.
     return {logical_id: resource["Metadata"]["BuildProperties"]["Binary"]
             for logical_id, resource in template["Resources"].items()
-            if resource["Type"] == "AWS::Serverless::Function"}
+            if not logical_id.startswith("Fn::ForEach::") and resource["Type"] == "AWS::Serverless::Function"}
 
 
 def check_bootstrap(path: Path) -> str:
@@ -209,14 +210,16 @@ def main():
            "PATH": os.pathsep.join([str(SHIM_DIR), str(venv_bin), os.environ.get("PATH", "")]),
            "AWS_BUILD_REAL_CARGO": real_cargo}
 
-    step("sam validate --lint")
-    subprocess.run([str(sam), "validate", "--lint", "--template", "template.yaml"], cwd=ROOT, env=env, check=True)
+    # --language-extensions: SAM CLI expands the template's Fn::ForEach loops only when asked.
+    step("sam validate --lint --language-extensions")
+    subprocess.run([str(sam), "validate", "--lint", "--language-extensions", "--template", "template.yaml"],
+                   cwd=ROOT, env=env, check=True)
 
     step(f"sam build (arm64; every cargo command recorded in {COMMAND_LOG.relative_to(ROOT)})")
     install_shim(sys.executable)
     COMMAND_LOG.unlink(missing_ok=True)
     started = time.monotonic()
-    built = subprocess.run([str(sam), "build", "--template", "template.yaml"], cwd=ROOT, env=env)
+    built = subprocess.run([str(sam), "build", "--language-extensions", "--template", "template.yaml"], cwd=ROOT, env=env)
     minutes = (time.monotonic() - started) / 60
     if built.returncode != 0:
         fail(f"sam build exited with {built.returncode} after {minutes:.1f} min")
@@ -253,7 +256,7 @@ def main():
     if problems:
         fail("\n  " + "\n  ".join(problems))
     print(f"aws-build OK: {len(functions)} functions in .aws-sam/build, built with make up's profile for {TARGET} "
-          f"(sam build {minutes:.1f} min). Deploy with `sam deploy --guided`.")
+          f"(sam build {minutes:.1f} min). Deploy with `sam deploy --guided --language-extensions`.")
 
 
 if __name__ == "__main__":

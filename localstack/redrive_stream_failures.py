@@ -1,8 +1,8 @@
 """Lists, and re-delivers, the stream records that failed all their retries.
 
-    python localstack/redrive_stream_failures.py             # list what waits in the DLQ
-    python localstack/redrive_stream_failures.py --redrive   # re-deliver each batch to its function
-    python localstack/redrive_stream_failures.py --redrive --function NAME   # only that function's
+    python -m localstack.redrive_stream_failures             # list what waits in the DLQ
+    python -m localstack.redrive_stream_failures --redrive   # re-deliver each batch to its function
+    python -m localstack.redrive_stream_failures --redrive --function NAME   # only that function's
 
 Each message in the stream-failures queue (output StreamFailuresQueueUrl) is Lambda's on-failure
 record: it names the function, the stream, the shard and the range of sequence numbers the event
@@ -29,8 +29,7 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import ClientError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inventory_client import lambda_record  # noqa: E402
+from localstack.inventory_client import lambda_record
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,9 +1,9 @@
 """Bring the inventory stack up on a local AWS, and down again.
 
-    python localstack/stack.py up    [--state-dir .local] [--port 4566]
-    python localstack/stack.py down  [--state-dir .local]
-    python localstack/stack.py token admin|shopper   (prints an access token for a demo user)
-    python localstack/stack.py publish-frontend --stack-name NAME   (on AWS, after sam deploy)
+    python -m localstack.stack up    [--state-dir .local] [--port 4566]
+    python -m localstack.stack down  [--state-dir .local]
+    python -m localstack.stack token admin|shopper   (prints an access token for a demo user)
+    python -m localstack.stack publish-frontend --stack-name NAME   (on AWS, after sam deploy)
 
 `up` starts MiniStack with its fidelity fixes (unless AWS_ENDPOINT_URL points at a local AWS that is
 already running, e.g. a LocalStack), packages the release binaries built by cargo, deploys
@@ -32,6 +32,9 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 from cfnlint.decode import cfn_yaml
+from ministack.services.cloudformation import language_extensions
+
+from localstack.inventory_client import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
@@ -125,12 +128,22 @@ def load_template() -> dict:
     return json.loads(json.dumps(cfn_yaml.loads(TEMPLATE.read_text())))
 
 
+def expanded_template() -> dict:
+    """The template with AWS::LanguageExtensions applied (its Fn::ForEach loops unrolled, with the
+    parameters' defaults) and SAM not yet: every resource under its logical id, as tests and tools
+    read it. MiniStack's implementation of the transform, the one that deploys it locally."""
+    template = load_template()
+    defaults = {name: str(p["Default"]) for name, p in template["Parameters"].items() if "Default" in p}
+    return language_extensions.apply(template, defaults)
+
+
 def functions_in(template: dict) -> dict[str, str]:
-    """Logical id -> cargo binary name, for every function in the template."""
+    """Logical id -> cargo binary name, for every function in the template. The functions are declared
+    one by one (each with a policy of its own), never in an Fn::ForEach loop, which this skips."""
     return {
         logical_id: resource["Metadata"]["BuildProperties"]["Binary"]
         for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
+        if not logical_id.startswith("Fn::ForEach::") and resource["Type"] == "AWS::Serverless::Function"
     }
 
 
@@ -423,7 +436,6 @@ def main():
                    int(os.environ.get("HOLD_SECONDS", "900")))
         print_welcome(stack, args.state_dir)
     elif args.command == "token":
-        from inventory_client import Stack
         print(Stack(json.loads((args.state_dir / "stack.json").read_text())).token(args.role))
     else:
         print("stopped MiniStack" if stop_ministack(args.state_dir) else "nothing to stop (no pid file)")

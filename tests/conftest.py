@@ -17,14 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import stack as stack_tool  # noqa: E402
-from support import AlertInbox, Stack, unique_id  # noqa: E402
-
-
-TEST_HOLD_SECONDS = 10
+from localstack import stack as stack_tool
+from tests.support import TEST_HOLD_SECONDS, AlertInbox, Stack, unique_id
 
 
 def free_port() -> int:
@@ -41,7 +35,6 @@ def stack() -> Stack:
         return
     state_dir = Path(tempfile.mkdtemp(prefix="inventory-test-", dir=stack_tool.ROOT / ".local"))
     try:
-        # Short holds, so expiry is observable within a test.
         # The backstop runs when a test invokes it, so its reports are the test's own.
         description = stack_tool.up(state_dir, free_port(), ttl_reaper_interval=1.0, hold_seconds=TEST_HOLD_SECONDS,
                                     backstop_schedule="rate(1 day)")
@@ -112,7 +105,7 @@ def pytest_collection_modifyitems(items):
 
 def pytest_terminal_summary(terminalreporter):
     """The fuzzing figures (tests/test_fuzz.py), in every run's output."""
-    fuzz = sys.modules.get("test_fuzz")
+    fuzz = sys.modules.get("tests.test_fuzz")
     counts = getattr(fuzz, "FUZZ_COUNTS", None)
     if counts:
         by_status: dict[str, int] = {}

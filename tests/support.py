@@ -1,13 +1,30 @@
-"""Test helpers: the stack client shared with the scenarios, plus assertions of the API's contract."""
+"""Test helpers: the stack client shared with the scenarios, the template as deployed, and assertions
+of the API's contract. The fixtures are in conftest.py."""
 
+import json
+import os
+import subprocess
 import sys
-from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "localstack"))
+from localstack.inventory_client import AlertInbox, Stack, new_cart_token, read_stream, unique_id, wait_for  # noqa: F401
+from localstack.stack import ROOT, expanded_template
 
-from inventory_client import AlertInbox, Stack, new_cart_token, read_stream, unique_id, wait_for  # noqa: E402,F401
+# The test stack's hold length: short, so expiry is observable within a test.
+TEST_HOLD_SECONDS = 10
+
+# template.yaml with its loops unrolled: every resource under its logical id.
+TEMPLATE = expanded_template()
+
+
+def run_redrive(stack: Stack, tmp_path, *arguments: str) -> subprocess.CompletedProcess:
+    """The runbook's DLQ redrive script, run as an operator runs it, against the test stack."""
+    stack_json = tmp_path / "stack.json"
+    stack_json.write_text(json.dumps(stack.description))
+    return subprocess.run([sys.executable, "-m", "localstack.redrive_stream_failures", *arguments], cwd=ROOT,
+                          env={**os.environ, "STACK_JSON": str(stack_json)}, capture_output=True, text=True,
+                          timeout=300)
 
 
 def assert_error(response: requests.Response, status: int, code: str) -> dict:

@@ -1,6 +1,6 @@
 """Admin stock management: set, adjust, thresholds, compare-and-swap, list — signed in, admins only."""
 
-from support import assert_error, unique_id
+from tests.support import assert_error, unique_id
 
 
 def test_anonymous_and_shoppers_are_refused_admins_succeed(stack, tokens, new_product):

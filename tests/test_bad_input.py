@@ -2,7 +2,7 @@
 
 import pytest
 
-from support import assert_error
+from tests.support import assert_error
 
 RESERVE_BODIES = [
     ({"quantity": 0}, "quantity"),

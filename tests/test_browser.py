@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
 import requests
 
-FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+from tests.support import ROOT
+
+FRONTEND = ROOT / "frontend"
 
 
 def test_pages_in_a_real_browser(stack, tmp_path):

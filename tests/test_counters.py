@@ -8,8 +8,7 @@ import threading
 import time
 import uuid
 
-from conftest import TEST_HOLD_SECONDS
-from support import assert_error, wait_for
+from tests.support import TEST_HOLD_SECONDS, assert_error, wait_for
 
 LOOK_GAP_SECONDS = 10  # shared/src/reconcile.rs
 

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
-from support import read_stream, unique_id, wait_for
+from tests.support import read_stream, unique_id, wait_for
 
 # As the DynamoDB Streams API shapes it; Lambda event records say {"type", "principalId"}.
 TTL_SERVICE_IDENTITY = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
 
-from support import unique_id
+from tests.support import ROOT, unique_id
 
-SPEC = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
+SPEC = ROOT / "docs" / "openapi.yaml"
 SCHEMA = schemathesis.openapi.from_path(SPEC)
 # Examples per operation: six operations, about 1,250 requests in all, a minute or so locally.
 EXAMPLES = 150

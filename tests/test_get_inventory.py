@@ -1,13 +1,13 @@
 """GET /inventory/{productId}: what a shopper's product page reads."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from support import assert_error, unique_id
+from localstack import stack as stack_tool
+from tests.support import assert_error, unique_id
 
-SEED = json.loads((Path(__file__).resolve().parent.parent / "localstack" / "seed.json").read_text())["products"]
+SEED = json.loads(stack_tool.SEED.read_text())["products"]
 
 
 def seeded(product_id):

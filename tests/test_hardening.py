@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import math
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
-from cfnlint.decode import cfn_yaml
 
-from support import new_cart_token
-
-TEMPLATE = json.loads(json.dumps(cfn_yaml.loads((Path(__file__).resolve().parent.parent / "template.yaml").read_text())))
+from tests.support import TEMPLATE, new_cart_token
 
 
 @pytest.fixture

@@ -4,16 +4,12 @@ Every refusal is checked to change nothing: counters and every hold's state befo
 
 from __future__ import annotations
 
-import json
 import uuid
-from pathlib import Path
 
 import pytest
-from cfnlint.decode import cfn_yaml
 
-from support import assert_error, new_cart_token
+from tests.support import TEMPLATE, assert_error, new_cart_token
 
-ROOT = Path(__file__).resolve().parent.parent
 MAX_HOLDS_PER_CART = 20      # shared/src/limits.rs
 DEFAULT_MAX_PER_CART = 20
 
@@ -170,9 +166,6 @@ def test_max_per_cart_is_checked_like_every_admin_input(stack, tokens, new_produ
 
 
 # --- holds that require sign-in -------------------------------------------------------------------
-
-TEMPLATE = json.loads(json.dumps(cfn_yaml.loads((ROOT / "template.yaml").read_text())))
-
 
 def test_the_sign_in_parameter_guards_the_hold_routes_in_the_template():
     resources = TEMPLATE["Resources"]

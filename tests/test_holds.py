@@ -4,8 +4,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import TEST_HOLD_SECONDS
-from support import assert_error, unique_id, wait_for
+from tests.support import TEST_HOLD_SECONDS, assert_error, unique_id, wait_for
 
 
 def test_reserve_takes_units_off_sale_and_returns_the_hold(stack, new_product):

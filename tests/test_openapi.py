@@ -5,18 +5,15 @@
   and its JSON body validates against the documented schema (checked after all other tests ran).
 """
 
-import json
 import re
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
-from cfnlint.decode import cfn_yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT, TEMPLATE
+
 SPEC = yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text())
-TEMPLATE = json.loads(json.dumps(cfn_yaml.loads((ROOT / "template.yaml").read_text())))
 
 
 def spec_operations() -> dict[tuple[str, str], dict]:

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
-from cfnlint.decode import cfn_yaml
 
-from support import assert_error, unique_id, wait_for
+from tests.support import ROOT, TEMPLATE, assert_error, unique_id, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = json.loads(json.dumps(cfn_yaml.loads((ROOT / "template.yaml").read_text())))
 RUNBOOK = (ROOT / "docs" / "RUNBOOK.md").read_text()
 
 

@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-import stack as stack_tool
-from support import unique_id, wait_for
+from localstack import stack as stack_tool
+from tests.support import unique_id, wait_for
 
 PROBE_BINARY = stack_tool.RELEASE_DIR / "panic_probe"
 

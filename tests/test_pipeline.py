@@ -2,18 +2,11 @@
 Invariants 3-5: each transition once, lapsed holds back on sale, one alert per crossing, none lost."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from conftest import TEST_HOLD_SECONDS
-from support import unique_id, wait_for
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import TEST_HOLD_SECONDS, run_redrive, unique_id, wait_for
 
 
 def before(alerts, hold):
@@ -214,10 +207,7 @@ def test_a_poison_record_ends_in_the_dlq_and_later_records_still_flow(stack, new
     assert [a["body"]["type"] for a in inbox.wait_for(product, 1, timeout=30)] == ["OUT_OF_STOCK"]
     # The runbook's redrive re-delivers both batches from the stream; the record is still poison, so
     # both stay in the queue and the script says so (exit 1).
-    stack_json = tmp_path / "stack.json"
-    stack_json.write_text(json.dumps(stack.description))
-    redrive = subprocess.run([sys.executable, str(ROOT / "localstack" / "redrive_stream_failures.py"), "--redrive"],
-                             env={**os.environ, "STACK_JSON": str(stack_json)}, capture_output=True, text=True, timeout=120)
+    redrive = run_redrive(stack, tmp_path, "--redrive")
     assert redrive.returncode == 1, redrive.stdout + redrive.stderr
     assert redrive.stdout.count("  still failing:") == 2, redrive.stdout
     assert "2 failed batch(es) in the queue, 2 still failing" in redrive.stdout

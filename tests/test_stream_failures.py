@@ -17,21 +17,13 @@ records know them. The test stack runs the backstop daily, so only the redrive d
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
-from conftest import TEST_HOLD_SECONDS
-from support import wait_for
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "localstack"))
-from redrive_stream_failures import matches  # noqa: E402
+from localstack.redrive_stream_failures import matches
+from tests.support import TEST_HOLD_SECONDS, run_redrive, wait_for
 
 HOLDS = (1, 2, 3, 4)  # quantities: 10 units held
 
@@ -125,24 +117,16 @@ def lose_the_expiry_of_some_holds(stack, new_product, **broken_settings):
     return product, holds, removes, dead
 
 
-def redrive(stack, tmp_path, *arguments) -> subprocess.CompletedProcess:
-    stack_json = tmp_path / "stack.json"
-    stack_json.write_text(json.dumps(stack.description))
-    return subprocess.run([sys.executable, str(ROOT / "localstack" / "redrive_stream_failures.py"), *arguments],
-                          env={**os.environ, "STACK_JSON": str(stack_json)}, capture_output=True, text=True,
-                          timeout=300)
-
-
 def redrive_and_check(stack, tmp_path, product, holds, removes, dead):
     function = stack.description["functions"]["expire_reservations"]
-    listed = redrive(stack, tmp_path, "--function", function)
+    listed = run_redrive(stack, tmp_path, "--function", function)
     assert listed.returncode == 0, listed.stdout + listed.stderr
     for record in dead:
         info = record["DDBStreamBatchInfo"]
         assert f"{info['startSequenceNumber']}..{info['endSequenceNumber']}" in listed.stdout
     assert stack.levels(product) == {"main": (20, 10, 10)}, "listing re-delivers nothing"
 
-    redriven = redrive(stack, tmp_path, "--redrive", "--function", function)
+    redriven = run_redrive(stack, tmp_path, "--redrive", "--function", function)
     assert redriven.returncode == 0, redriven.stdout + redriven.stderr
     assert "  still failing:" not in redriven.stdout and ", 0 still failing" in redriven.stdout
     assert redriven.stdout.count("; removed from the queue") >= len(dead)
@@ -151,7 +135,7 @@ def redrive_and_check(stack, tmp_path, product, holds, removes, dead):
     assert stack.assert_reconciled(product) == {"main": (20, 0, 20)}
     assert DeadLetters(stack).still_waiting(set(removes.values()), function) == []
     # A second redrive finds nothing of ours, and a repeated delivery would change nothing anyway.
-    again = redrive(stack, tmp_path, "--redrive", "--function", function)
+    again = run_redrive(stack, tmp_path, "--redrive", "--function", function)
     assert again.returncode == 0 and "re-delivered" not in again.stdout, again.stdout
     assert stack.levels(product) == {"main": (20, 0, 20)}
 

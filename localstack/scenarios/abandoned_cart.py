@@ -5,10 +5,10 @@ deletes carry no service identity — through the scheduled backstop, invoked di
 
 Holds last minutes, so the scenario fast-forwards its own hold's expiry instead of waiting.
 
-    python localstack/scenarios/abandoned_cart.py
+    python -m localstack.scenarios.abandoned_cart
 """
 
-from scenario import Scenario, wait_for
+from localstack.scenarios.scenario import Scenario, wait_for
 
 
 def abandoned_cart(s: Scenario):

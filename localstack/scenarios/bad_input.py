@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """A tour of malformed requests: every one is refused with a clear 4xx JSON error, and nothing changes.
 
-    python localstack/scenarios/bad_input.py
+    python -m localstack.scenarios.bad_input
 """
 
-from scenario import Scenario
+from localstack.scenarios.scenario import Scenario
 
 RESERVE = [
     ("quantity 0", {"quantity": 0}),

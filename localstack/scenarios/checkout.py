@@ -2,10 +2,10 @@
 """A signed-in shopper checks out a hold: the units are sold once, a repeated checkout is harmless,
 and a hold whose time ran out cannot be checked out.
 
-    python localstack/scenarios/checkout.py
+    python -m localstack.scenarios.checkout
 """
 
-from scenario import Scenario
+from localstack.scenarios.scenario import Scenario
 
 
 def checkout(s: Scenario):

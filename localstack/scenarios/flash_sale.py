@@ -2,13 +2,13 @@
 """Many shoppers press "Add to cart" at the same moment for an item with only a few units.
 Expect: exactly the stock is held, nobody is oversold, and the counters reconcile with the holds.
 
-    python localstack/scenarios/flash_sale.py [--shoppers 200] [--stock 20]
+    python -m localstack.scenarios.flash_sale [--shoppers 200] [--stock 20]
 """
 
 import argparse
 from concurrent.futures import ThreadPoolExecutor
 
-from scenario import Scenario
+from localstack.scenarios.scenario import Scenario
 
 
 def flash_sale(s: Scenario, shoppers: int, stock: int):

@@ -4,12 +4,12 @@ shown here as they would read it. A restock then brings one back-in-stock e-mail
 
 Alerts are read from the SQS queue subscribed to the alerts topic (locally it stands in for e-mail).
 
-    python localstack/scenarios/low_stock_alert.py
+    python -m localstack.scenarios.low_stock_alert
 """
 
 import time
 
-from scenario import AlertInbox, Scenario
+from localstack.scenarios.scenario import AlertInbox, Scenario
 
 
 def show(s: Scenario, alert: dict):

@@ -2,10 +2,10 @@
 """A product stocked in two warehouses: a hold without a warehouse lands in one that can cover it whole
 (the one with the most units for sale), a named warehouse is honoured, and the totals add up.
 
-    python localstack/scenarios/multi_warehouse.py
+    python -m localstack.scenarios.multi_warehouse
 """
 
-from scenario import Scenario
+from localstack.scenarios.scenario import Scenario
 
 
 def multi_warehouse(s: Scenario):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs every scenario against the stack in $STACK_JSON or .local/stack.json, and prints a summary.
 
-    python localstack/scenarios/run_all.py [name ...]
+    python -m localstack.scenarios.run_all [name ...]
 """
 
 import subprocess
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SCENARIOS = ["flash_sale", "abandoned_cart", "checkout", "low_stock_alert", "security", "bad_input", "multi_warehouse"]
 
 
@@ -18,7 +18,7 @@ def main() -> int:
     results = []
     for name in chosen:
         started = time.monotonic()
-        code = subprocess.call([sys.executable, str(HERE / f"{name}.py")])
+        code = subprocess.call([sys.executable, "-m", f"localstack.scenarios.{name}"], cwd=ROOT)
         results.append((name.replace("_", "-"), code, time.monotonic() - started))
         print()
     print("scenario          result   time")

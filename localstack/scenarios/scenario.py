@@ -10,12 +10,9 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from inventory_client import AlertInbox, Stack, new_cart_token, unique_id, wait_for  # noqa: E402,F401
+from localstack.inventory_client import AlertInbox, Stack, new_cart_token, unique_id, wait_for  # noqa: F401
 
 
 class Scenario:

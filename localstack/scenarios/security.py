@@ -4,10 +4,10 @@ a hold belongs to the cart that placed it (its Cart-Token) and, once checked out
 else can release it, check it out or reuse its Idempotency-Key; one cart cannot hoard a product.
 Every refused attempt changes nothing.
 
-    python localstack/scenarios/security.py
+    python -m localstack.scenarios.security
 """
 
-from scenario import Scenario, new_cart_token
+from localstack.scenarios.scenario import Scenario, new_cart_token
 
 
 def admin_changes(s: Scenario, admin: str, shopper: str):

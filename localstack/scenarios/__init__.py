@@ -1,0 +1,1 @@
+"""The tester scenarios, each a module run with `python -m localstack.scenarios.<name>`."""

@@ -113,6 +113,9 @@ pub enum ChangeKind {
     Expired,
     /// The reconciler set the counters from the holds on record.
     Reconciled,
+    /// A kind this version does not know (written by a newer or older one): the item stays readable.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ChangeKind {
@@ -127,6 +130,7 @@ impl ChangeKind {
             Self::Released => "released",
             Self::Expired => "expired",
             Self::Reconciled => "reconciled",
+            Self::Unknown => "unknown",
         }
     }
 }

@@ -43,28 +43,28 @@ impl FromStreamRecord for StockItemChanged {
     }
 }
 
-/// A hold's record removed from the reservations table (its stream; the event source mapping lets
-/// only TTL deletes through, checked again here because a filter is configuration).
+/// A hold's record deleted by DynamoDB TTL (reservations table stream). Any other record — a write,
+/// or someone's DeleteItem — is not this event; the event source mapping lets only TTL deletes
+/// through, and that is checked again here, before the image is read, because a filter is
+/// configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldRecordRemoved {
-    /// The hold as it was when removed.
+    /// The hold as it was when deleted.
     pub hold: Reservation,
-    /// Removed by DynamoDB TTL, not by someone's DeleteItem.
-    pub by_ttl: bool,
     pub deleted_at: EpochSeconds,
 }
 
 impl FromStreamRecord for HoldRecordRemoved {
     fn from_record(record: &EventRecord) -> Result<Option<Self>, InventoryError> {
-        if record.event_name != "REMOVE" {
-            return Ok(None);
-        }
-        let Some(hold) = image(&record.change.old_image, "reservation")? else { return Ok(None) };
         let by_ttl = record
             .user_identity
             .as_ref()
             .is_some_and(|who| who.type_ == "Service" && who.principal_id == TTL_PRINCIPAL);
-        Ok(Some(Self { hold, by_ttl, deleted_at: record.change.approximate_creation_date_time.timestamp() }))
+        if record.event_name != "REMOVE" || !by_ttl {
+            return Ok(None);
+        }
+        let Some(hold) = image(&record.change.old_image, "reservation")? else { return Ok(None) };
+        Ok(Some(Self { hold, deleted_at: record.change.approximate_creation_date_time.timestamp() }))
     }
 }
 
@@ -102,23 +102,25 @@ mod tests {
         }))
     }
 
-    #[test]
-    fn a_ttl_delete_is_a_hold_removed_by_ttl() {
-        let removed = HoldRecordRemoved::from_record(&removal(
-            serde_json::json!({"type": "Service", "principalId": TTL_PRINCIPAL}),
-        ))
-        .unwrap()
-        .unwrap();
-        assert!(removed.by_ttl);
-        assert_eq!((removed.deleted_at, removed.hold.quantity.units()), (1200, 2));
-        let by_hand = HoldRecordRemoved::from_record(&removal(serde_json::Value::Null)).unwrap().unwrap();
-        assert!(!by_hand.by_ttl);
+    fn by_ttl() -> serde_json::Value {
+        serde_json::json!({"type": "Service", "principalId": TTL_PRINCIPAL})
     }
 
     #[test]
-    fn a_malformed_image_is_an_error_not_a_skip() {
-        let mut bad = removal(serde_json::Value::Null);
-        bad.change.old_image.insert("quantity".into(), serde_dynamo::AttributeValue::S("two".into()));
-        assert!(HoldRecordRemoved::from_record(&bad).is_err());
+    fn only_a_ttl_delete_is_a_hold_removed() {
+        let removed = HoldRecordRemoved::from_record(&removal(by_ttl())).unwrap().unwrap();
+        assert_eq!((removed.deleted_at, removed.hold.quantity.units()), (1200, 2));
+        assert_eq!(HoldRecordRemoved::from_record(&removal(serde_json::Value::Null)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_malformed_ttl_image_is_an_error_and_a_hand_made_delete_is_no_event_at_all() {
+        let malformed = |user_identity| {
+            let mut record = removal(user_identity);
+            record.change.old_image.insert("quantity".into(), serde_dynamo::AttributeValue::S("two".into()));
+            record
+        };
+        assert!(HoldRecordRemoved::from_record(&malformed(by_ttl())).is_err());
+        assert_eq!(HoldRecordRemoved::from_record(&malformed(serde_json::Value::Null)).unwrap(), None);
     }
 }

@@ -81,24 +81,36 @@ pub async fn settle_alert(
     mut level: StockLevel,
     now: EpochSeconds,
 ) -> Result<Vec<AlertType>, InventoryError> {
-    const ATTEMPTS: usize = 4;
+    const CLAIMS: usize = 3;
     let mut sent = Vec::new();
-    for _ in 0..ATTEMPTS {
+    let mut claims = 0;
+    // Bounded: each pass publishes and confirms a pending alert, or claims, or loses a claim.
+    for _ in 0..2 * CLAIMS {
         if level.pending_alert.is_some() {
-            sent.extend(publish_pending(store, publisher, &level).await?);
-            // Sent now, or confirmed since the image was taken; a newer one fails the claim below.
-            level.pending_alert = None;
+            let (published, current) = publish_pending(store, publisher, &level).await?;
+            sent.extend(published);
+            let Some(current) = current else { return Ok(sent) };
+            level = current;
             continue;
         }
         let Some(change) = crossing(level.status, level.available_count, level.threshold_level) else {
             return Ok(sent);
         };
+        if claims == CLAIMS {
+            break;
+        }
+        claims += 1;
         let alert = change.alert.map(|kind| Alert::new(Uuid::new_v4().to_string(), kind, &level, now));
-        if store.claim_crossing(&level, change, alert.as_ref()).await? {
+        let json = alert
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| InventoryError::internal(e.to_string()))?;
+        if store.claim_crossing(&level, change, json.as_deref()).await? {
             tracing::info!(product_id = %level.product_id, warehouse_id = %level.warehouse_id, from = ?level.status,
                            to = ?change.to, available = level.available_count, "alert state changed");
-            if let Some(alert) = alert {
-                publish(store, publisher, &level, &alert).await?;
+            if let (Some(alert), Some(json)) = (alert, json) {
+                publish(store, publisher, &level, &alert, &json).await?;
                 sent.push(alert.kind);
             }
             return Ok(sent);
@@ -113,14 +125,16 @@ pub async fn settle_alert(
     })
 }
 
+/// Publishes `alert` and confirms it, matching the claim's stored text exactly (`json`).
 async fn publish(
     store: &impl AlertStore,
     publisher: &impl AlertPublisher,
     level: &StockLevel,
     alert: &Alert,
+    json: &str,
 ) -> Result<(), InventoryError> {
     publisher.publish(alert).await?;
-    store.finish_alert(level, alert).await?;
+    store.finish_alert(level, json).await?;
     tracing::info!(alert_id = %alert.alert_id, alert_type = alert.kind.as_str(), product_id = %alert.product_id,
                    warehouse_id = %alert.warehouse_id, available = alert.available, subject = %alert.subject(), "alert published");
     metrics::count(
@@ -130,23 +144,35 @@ async fn publish(
     Ok(())
 }
 
+/// Publishes the alert `level` has pending, if the item still has it pending now (`level` may be a
+/// stream image taken while the alert was in flight: one confirmed since must not go out twice).
+/// Returns what it published and the item as it is after (`None`: the item is gone).
 async fn publish_pending(
     store: &impl AlertStore,
     publisher: &impl AlertPublisher,
     level: &StockLevel,
-) -> Result<Option<AlertType>, InventoryError> {
-    let Some(pending) = &level.pending_alert else { return Ok(None) };
-    // `level` may be a stream image taken while the alert was in flight: publish only what the item
-    // still has pending now, or an alert already confirmed would go out twice.
+) -> Result<(Option<AlertType>, Option<StockLevel>), InventoryError> {
     let current = store.stock_level(&level.product_id, &level.warehouse_id).await?;
-    let Some(current) = current.filter(|item| item.pending_alert.as_ref() == Some(pending)) else {
-        return Ok(None);
+    let Some(mut current) = current else { return Ok((None, None)) };
+    let Some(pending) =
+        current.pending_alert.clone().filter(|now_pending| Some(now_pending) == level.pending_alert.as_ref())
+    else {
+        return Ok((None, Some(current)));
     };
-    let alert: Alert = serde_json::from_str(pending)
-        .map_err(|err| InventoryError::internal(format!("malformed pending alert: {err}")))?;
+    current.pending_alert = None;
+    let alert: Alert = match serde_json::from_str(&pending) {
+        Ok(alert) => alert,
+        Err(err) => {
+            // It can never be sent, and it must not block the item's next alerts: dropped, loudly.
+            tracing::error!(product_id = %level.product_id, warehouse_id = %level.warehouse_id, error = %err,
+                            "dropping a malformed pending alert");
+            store.finish_alert(level, &pending).await?;
+            return Ok((None, Some(current)));
+        }
+    };
     tracing::info!(alert_id = %alert.alert_id, "publishing an alert that was claimed but not confirmed");
-    publish(store, publisher, &current, &alert).await?;
-    Ok(Some(alert.kind))
+    publish(store, publisher, level, &alert, &pending).await?;
+    Ok((Some(alert.kind), Some(current)))
 }
 
 /// What one reservations-stream record came to.
@@ -167,9 +193,9 @@ pub async fn on_hold_removed(
     removed: &HoldRecordRemoved,
     now: EpochSeconds,
 ) -> Result<ExpiryOutcome, InventoryError> {
-    let HoldRecordRemoved { hold, by_ttl, deleted_at } = removed;
-    // An ended hold reaching its retention has nothing to release; nor has a hand-made delete.
-    if !by_ttl || hold.state != ReservationState::Active {
+    let HoldRecordRemoved { hold, deleted_at } = removed;
+    // An ended hold reaching its retention has nothing to release.
+    if hold.state != ReservationState::Active {
         return Ok(ExpiryOutcome::Ignored);
     }
     let deleted_at = *deleted_at;
@@ -219,14 +245,15 @@ const CONCURRENCY: usize = 16;
 pub async fn backstop(
     store: &(impl HoldStore + ExpiryStore + StockAdmin + AlertStore + ReconcileStore),
     publisher: &impl AlertPublisher,
-    now: EpochSeconds,
+    clock: &(impl Fn() -> EpochSeconds + Sync),
 ) -> Result<BackstopReport, InventoryError> {
+    let now = clock();
     let mut report = BackstopReport::default();
     release_lapsed_holds(store, now, &mut report).await?;
     let mut after = None;
     loop {
         let page = store.scan_stock(after.as_ref(), 100).await?;
-        let checks = stream::iter(page.items).map(|level| check_item(store, publisher, level, now));
+        let checks = stream::iter(page.items).map(|level| check_item(store, publisher, level, now, clock));
         for check in checks.buffer_unordered(CONCURRENCY).collect::<Vec<_>>().await {
             report.items_checked += 1;
             match check {
@@ -321,6 +348,7 @@ async fn check_item(
     publisher: &impl AlertPublisher,
     level: StockLevel,
     now: EpochSeconds,
+    clock: &impl Fn() -> EpochSeconds,
 ) -> Result<ItemChecked, ()> {
     let (product, warehouse, recorded) = (level.product_id.clone(), level.warehouse_id.clone(), level.status);
     let status_repaired = crossing(level.status, level.available_count, level.threshold_level).is_some();
@@ -336,7 +364,7 @@ async fn check_item(
         tracing::warn!(product_id = %product, warehouse_id = %warehouse, recorded = ?recorded,
                        "backstop repaired an alert state the stream had not");
     }
-    let counters = reconcile_item(store, level, now).await.map_err(|err| {
+    let counters = reconcile_item(store, level, clock).await.map_err(|err| {
         tracing::error!(product_id = %product, warehouse_id = %warehouse, error = %err, detail = ?err,
                         "reconciler could not check an item");
     })?;
@@ -348,13 +376,12 @@ async fn check_item(
 async fn reconcile_item(
     store: &impl ReconcileStore,
     level: StockLevel,
-    run_started: EpochSeconds,
+    clock: &impl Fn() -> EpochSeconds,
 ) -> Result<Option<CounterCheck>, InventoryError> {
     let active_units = store.active_units(&level.product_id, &level.warehouse_id).await?;
     // The look's time is taken after the holds were summed, not at the run's start: a hold TTL
-    // deleted before it is surely not in the sum, which `reconciled_through` relies on. (Never
-    // before the run's own clock, which tests set ahead.)
-    let now = crate::time::now().max(run_started);
+    // deleted before it is surely not in the sum, which `reconciled_through` relies on.
+    let now = clock();
     match reconcile::judge(&level, active_units, now) {
         Verdict::Consistent { drop_look: false } | Verdict::Wait => Ok(None),
         Verdict::Consistent { drop_look: true } => {

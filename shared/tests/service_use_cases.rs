@@ -103,7 +103,9 @@ async fn a_refused_hold_changes_nothing() {
 }
 
 #[tokio::test]
-async fn concurrent_holds_never_oversell() {
+async fn concurrent_shoppers_are_refused_exactly_when_the_units_run_out() {
+    // The store serialises each call (as DynamoDB does each item); what is tested is the use case
+    // between its read and its conditional write: the fallback and the refusal, never an oversell.
     let store = MemoryStore::new();
     shelve(&store, "SKU-1", "main", 20, 0).await;
     shelve(&store, "SKU-1", "east", 5, 0).await;
@@ -140,13 +142,19 @@ async fn a_keyed_retry_after_the_hold_lapsed_and_was_deleted_answers_expired_and
     shelve(&store, "SKU-1", "main", 10, 0).await;
     let place = |now| reserve_as(&store, "SKU-1", ask(2, None), Some("lapse"), 1, 60, now);
     let (_, placed) = place(T0).await.unwrap();
-    for removed in store.reap_ttl(T0 + 61) {
-        shared::pipeline::on_hold_removed(&store, &removed, T0 + 61).await.unwrap();
-    }
-    assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10));
+    // TTL deleted the record and its stream record is not handled yet: the answer comes from the
+    // copy of the hold kept with the request.
+    let deleted = store.reap_ttl(T0 + 61);
+    assert!(store.holds().is_empty());
     let (status, retried) = place(T0 + 62).await.unwrap();
-    assert_eq!((status, retried.reservation_id, retried.status.as_str()), (200, placed.reservation_id, "EXPIRED"));
-    assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10), "the retry took no units");
+    assert_eq!((status, &retried.reservation_id, retried.status.as_str()), (200, &placed.reservation_id, "EXPIRED"));
+    assert_eq!((counts(&store, "SKU-1", "main"), store.holds().len()), ((10, 2, 8), 0), "no second hold");
+    for removed in deleted {
+        shared::pipeline::on_hold_removed(&store, &removed, T0 + 63).await.unwrap();
+    }
+    let (_, after) = place(T0 + 64).await.unwrap();
+    assert_eq!((after.reservation_id, after.status.as_str()), (placed.reservation_id, "EXPIRED"));
+    assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10), "the units came back once; the retries took none");
 }
 
 #[tokio::test]

@@ -10,5 +10,5 @@ use shared::{time, InventoryError};
 pub async fn handler(
     (store, publisher): &(impl HoldStore + ExpiryStore + StockAdmin + AlertStore + ReconcileStore, impl AlertPublisher),
 ) -> Result<BackstopReport, InventoryError> {
-    pipeline::backstop(store, publisher, time::now()).await
+    pipeline::backstop(store, publisher, &time::now).await
 }

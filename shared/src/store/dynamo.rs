@@ -19,7 +19,7 @@ use super::{
     StockAdmin, StockPage, StockReader,
 };
 use crate::admin::{StockChange, StockUpdate};
-use crate::alerts::{Alert, Crossing};
+use crate::alerts::Crossing;
 use crate::config::Config;
 use crate::domain::{
     ChangeKind, CounterLook, ProductId, StockLevel, StockStatus, WarehouseId, RECONCILER_ACTOR, TTL_ACTOR,
@@ -882,7 +882,7 @@ impl AlertStore for DynamoStore {
         &self,
         level: &StockLevel,
         crossing: Crossing,
-        alert: Option<&Alert>,
+        pending_alert: Option<&str>,
     ) -> Result<bool, InventoryError> {
         let mut update = self
             .client
@@ -900,20 +900,16 @@ impl AlertStore for DynamoStore {
                 "attribute_exists(product_id) AND attribute_not_exists(#status) AND attribute_not_exists(pending_alert)",
             ),
         };
-        update = match alert {
-            Some(alert) => {
-                let json = serde_json::to_string(alert).map_err(|err| InventoryError::internal(err.to_string()))?;
-                update
-                    .update_expression("SET #status = :to, pending_alert = :alert")
-                    .expression_attribute_values(":alert", s(&json))
-            }
+        update = match pending_alert {
+            Some(json) => update
+                .update_expression("SET #status = :to, pending_alert = :alert")
+                .expression_attribute_values(":alert", s(json)),
             None => update.update_expression("SET #status = :to"),
         };
         Ok(conditional_update(update.send().await)?.is_ok())
     }
 
-    async fn finish_alert(&self, level: &StockLevel, alert: &Alert) -> Result<(), InventoryError> {
-        let json = serde_json::to_string(alert).map_err(|err| InventoryError::internal(err.to_string()))?;
+    async fn finish_alert(&self, level: &StockLevel, pending_alert: &str) -> Result<(), InventoryError> {
         let result = self
             .client
             .update_item()
@@ -921,7 +917,7 @@ impl AlertStore for DynamoStore {
             .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
             .update_expression("REMOVE pending_alert")
             .condition_expression("pending_alert = :alert")
-            .expression_attribute_values(":alert", s(&json))
+            .expression_attribute_values(":alert", s(pending_alert))
             .send()
             .await;
         // A failed condition: a racing delivery or the backstop finished it already.

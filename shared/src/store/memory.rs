@@ -89,7 +89,7 @@ impl MemoryStore {
             tables.holds.iter().filter(|(_, record)| record.purge_at <= now).map(|(id, _)| id.clone()).collect();
         due.into_iter()
             .filter_map(|id| tables.holds.remove(&id))
-            .map(|record| HoldRecordRemoved { hold: record.hold, by_ttl: true, deleted_at: now })
+            .map(|record| HoldRecordRemoved { hold: record.hold, deleted_at: now })
             .collect()
     }
 
@@ -343,7 +343,7 @@ impl AlertStore for MemoryStore {
         &self,
         level: &StockLevel,
         crossing: Crossing,
-        alert: Option<&Alert>,
+        pending_alert: Option<&str>,
     ) -> Result<bool, InventoryError> {
         let mut tables = self.tables().await;
         let Some(current) = tables.stock.get(&(level.product_id.clone(), level.warehouse_id.clone())) else {
@@ -354,19 +354,19 @@ impl AlertStore for MemoryStore {
         }
         let mut claimed = current.clone();
         claimed.status = Some(crossing.to);
-        if let Some(alert) = alert {
-            claimed.pending_alert =
-                Some(serde_json::to_string(alert).map_err(|err| InventoryError::internal(err.to_string()))?);
+        if let Some(json) = pending_alert {
+            claimed.pending_alert = Some(json.to_owned());
         }
         tables.write_stock(claimed);
         Ok(true)
     }
 
-    async fn finish_alert(&self, level: &StockLevel, alert: &Alert) -> Result<(), InventoryError> {
-        let json = serde_json::to_string(alert).map_err(|err| InventoryError::internal(err.to_string()))?;
+    async fn finish_alert(&self, level: &StockLevel, pending_alert: &str) -> Result<(), InventoryError> {
         let mut tables = self.tables().await;
         let key = (level.product_id.clone(), level.warehouse_id.clone());
-        if let Some(current) = tables.stock.get(&key).filter(|item| item.pending_alert.as_ref() == Some(&json)) {
+        if let Some(current) =
+            tables.stock.get(&key).filter(|item| item.pending_alert.as_deref() == Some(pending_alert))
+        {
             let mut finished = current.clone();
             finished.pending_alert = None;
             tables.write_stock(finished);

@@ -139,20 +139,21 @@ pub trait AlertStore {
         warehouse: &WarehouseId,
     ) -> impl Future<Output = Result<Option<StockLevel>, InventoryError>> + Send;
 
-    /// Records the crossing (and the alert to send) if the alert state is still `level.status`.
-    /// `false`: someone else moved the alert state first.
+    /// Records the crossing (and the alert to send, as JSON: `pending_alert`) if the alert state is
+    /// still `level.status` and no alert is pending. `false`: someone else moved it first, or an
+    /// alert claimed earlier is not confirmed yet (that one goes out first).
     fn claim_crossing(
         &self,
         level: &StockLevel,
         crossing: Crossing,
-        alert: Option<&Alert>,
+        pending_alert: Option<&str>,
     ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
 
-    /// Marks the pending alert published (if it is still the pending one).
+    /// Marks the pending alert published (if it is still exactly `pending_alert`).
     fn finish_alert(
         &self,
         level: &StockLevel,
-        alert: &Alert,
+        pending_alert: &str,
     ) -> impl Future<Output = Result<(), InventoryError>> + Send;
 }
 

@@ -59,13 +59,16 @@ pub fn entry_for_change(
         return None;
     }
     let change = new.last_change.clone()?;
-    // The writer's time; the stream's (whole seconds) only for an item written without one.
+    // The writer's time, shown; the stream's (whole seconds) only for an item written without one.
     let time = if new.last_updated.is_empty() { rfc3339(recorded_at) } else { new.last_updated.clone() };
     Some(HistoryEntry {
         product_id: new.product_id.clone(),
-        // Sequence numbers are unique in a stream and fixed-width digits on AWS; the time first
-        // keeps a product's entries in order across its warehouses.
-        entry_id: format!("{time}#{sequence_number:0>40}"),
+        // Ordered as the stream ordered the writes, not by the writer's clock: a write retried past
+        // a second boundary (throttling, a conflict, a lost answer) carries the time its handler
+        // started, earlier than writes that landed before it (found by `make chaos`). The stream's
+        // time first keeps a product's entries in order across its warehouses; sequence numbers
+        // (unique, fixed-width digits on AWS) order the writes within a second.
+        entry_id: format!("{}#{sequence_number:0>40}", rfc3339(recorded_at)),
         warehouse_id: new.warehouse_id.clone(),
         time,
         change,
@@ -118,7 +121,8 @@ mod tests {
         assert_eq!(entry.before.unwrap().available, 10);
         assert_eq!((entry.after.reserved_count, entry.after.available), (3, 7));
         assert_eq!(entry.change, hold());
-        assert_eq!(entry.entry_id, format!("2026-11-26T10:00:00Z#{:0>40}", 42));
+        assert_eq!(entry.entry_id, format!("1970-01-01T00:01:30Z#{:0>40}", 42), "ordered by the stream");
+        assert_eq!(entry.time, "2026-11-26T10:00:00Z", "shown with the writer's time");
         assert_eq!(entry.expires_at, Some(99));
     }
 

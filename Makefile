@@ -59,7 +59,10 @@ build-all:
 	@echo "==> building the functions and the test and benchmark crates (release)"
 	$(CARGO) build --release --workspace --locked
 
-up: venv build frontend
+# The three preparations run side by side: pip and npm mostly wait on the network while cargo
+# uses the cores (a cold make up is that much shorter).
+up:
+	@$(MAKE) --no-print-directory -j3 venv build frontend
 	$(PY) -m localstack.stack up
 
 down: venv

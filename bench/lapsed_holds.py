@@ -10,7 +10,7 @@ import uuid
 
 
 def sweep_shard(reservation_id: str) -> str:
-    return f"ACTIVE#{ord(reservation_id[0]) % 4}"  # shared/src/store.rs, sweep_shard
+    return f"ACTIVE#{ord(reservation_id[0]) % 4}"  # shared/src/store/dynamo.rs, sweep_shard
 
 
 def place_lapsed(stack, products: int, holds: int) -> list[str]:

@@ -83,13 +83,16 @@ token: venv
 lint: venv
 	@echo "==> lint: rustfmt, clippy, cfn-lint, MiniStack fidelity fingerprints"
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
 	$(PY) localstack/ministack_faithful.py --check
 
+# Lint and unit tests in the dev profile: its build of the dependencies takes about half a release
+# build (the tests' dev-dependency features make it a build of its own either way), and it shares
+# proc macros and build scripts with the lint. The release build is the one the integration tests deploy.
 unit:
-	@echo "==> unit tests"
-	$(CARGO) test --release --workspace --locked
+	@echo "==> unit tests (use cases through the in-memory store, domain rules, SDK error mapping)"
+	$(CARGO) test --workspace --locked
 
 integration: venv build-all frontend chromium
 	@echo "==> integration, scenario and browser tests: own MiniStack on a free port, own stack, stopped at the end"

@@ -75,77 +75,97 @@ async fn place_hold(
 ) -> Result<(u16, ReservationView), InventoryError> {
     let id = ReservationId::random();
     let quantity = request.quantity.units();
-    // One strongly consistent read: the warehouse to try and the item's units per cart. Whether the
-    // units are for sale is decided by the transaction's condition, not by this read.
-    let mut levels = store.stock_levels(&product, request.warehouse_id.as_ref()).await?;
-    if levels.is_empty() {
-        return Err(InventoryError::ProductNotFound {
-            message: match &request.warehouse_id {
-                Some(warehouse) => format!("product {product} has no stock record in warehouse {warehouse}"),
-                None => format!("product {product} not found"),
-            },
-        });
-    }
-    levels.sort_by_key(|level| std::cmp::Reverse(level.available_count));
-    let covering = levels.iter().filter(|l| l.available_count >= quantity).count();
-    // None covers it by this read: still try the best one, so that an Idempotency-Key retry finds its
-    // hold and a read that just went stale does not refuse a hold that fits.
-    levels.truncate(covering.max(1));
-    let mut most_available = 0;
-    for level in levels {
-        let warehouse = level.warehouse_id.clone();
-        let max_per_cart = level.max_per_cart();
-        if quantity > max_per_cart {
-            // The cart's record counts only what it holds: a hold larger than the limit is refused here.
-            return Err(InventoryError::CartUnitsLimit {
-                limit: max_per_cart,
-                message: format!("a cart may hold at most {max_per_cart} of {product}; {quantity} were asked"),
+    for _ in 0..PLACE_ROUNDS {
+        // One strongly consistent read: the warehouses to try and the item's units per cart. Whether
+        // the units are for sale is decided by the transaction's condition, not by this read.
+        let mut levels = store.stock_levels(&product, request.warehouse_id.as_ref()).await?;
+        if levels.is_empty() {
+            return Err(InventoryError::ProductNotFound {
+                message: match &request.warehouse_id {
+                    Some(warehouse) => format!("product {product} has no stock record in warehouse {warehouse}"),
+                    None => format!("product {product} not found"),
+                },
             });
         }
-        let mut hold = Reservation::new(id.clone(), product.clone(), warehouse.clone(), &request, now, hold_seconds);
-        hold.cart = Some(holder.cart.clone());
-        hold.owner = holder.user.clone();
-        let recorded = key.as_ref().map(|key| RequestRecord::for_hold(key, &hold, now));
-        match store.place_hold(&hold, max_per_cart, recorded.as_ref(), &holder.actor).await? {
-            PlaceOutcome::Placed => {
-                tracing::info!(reservation_id = %id, product_id = %product, warehouse_id = %warehouse, quantity,
-                               expires_at = hold.expires_at, transition = "PLACED", "hold placed");
-                metrics::count(
-                    Metric::HoldsGranted,
-                    &[("product_id", product.as_str()), ("reservation_id", &id.to_string())],
-                );
-                return Ok((201, hold.view()));
-            }
-            PlaceOutcome::AlreadyRequested(earlier) => {
-                return earlier_hold(store, *earlier, &request, now).await.map(|view| (200, view));
-            }
-            PlaceOutcome::Insufficient { available } => most_available = most_available.max(available),
-            PlaceOutcome::NoStockItem if request.warehouse_id.is_some() => {
-                return Err(InventoryError::ProductNotFound {
-                    message: format!("product {product} has no stock record in warehouse {warehouse}"),
-                });
-            }
-            PlaceOutcome::NoStockItem => {}
-            PlaceOutcome::CartHoldsFull => {
-                return Err(InventoryError::CartHoldsLimit {
-                    limit: MAX_HOLDS_PER_CART,
-                    message: format!(
-                        "your cart has {MAX_HOLDS_PER_CART} items on hold, the most a cart may; check out or remove one first"
-                    ),
-                });
-            }
-            PlaceOutcome::CartUnitsFull { in_cart } => {
+        levels.sort_by_key(|level| std::cmp::Reverse(level.available_count));
+        let covering = levels.iter().filter(|l| l.available_count >= quantity).count();
+        // None covers it by this read: still try the best one, so that an Idempotency-Key retry finds
+        // its hold and a read that just went stale does not refuse a hold that fits.
+        levels.truncate(covering.max(1));
+        let mut most_available = 0;
+        for level in levels {
+            let warehouse = level.warehouse_id.clone();
+            let max_per_cart = level.max_per_cart();
+            if quantity > max_per_cart {
+                // The cart's record counts only what it holds: a hold larger than the limit is refused here.
                 return Err(InventoryError::CartUnitsLimit {
                     limit: max_per_cart,
-                    message: format!(
-                        "a cart may hold at most {max_per_cart} of {product}; yours holds {in_cart}, and {quantity} more were asked"
-                    ),
+                    message: format!("a cart may hold at most {max_per_cart} of {product}; {quantity} were asked"),
                 });
             }
+            let mut hold =
+                Reservation::new(id.clone(), product.clone(), warehouse.clone(), &request, now, hold_seconds);
+            hold.cart = Some(holder.cart.clone());
+            hold.owner = holder.user.clone();
+            let recorded = key.as_ref().map(|key| RequestRecord::for_hold(key, &hold, now));
+            match store.place_hold(&hold, max_per_cart, recorded.as_ref(), &holder.actor).await? {
+                PlaceOutcome::Placed => {
+                    tracing::info!(reservation_id = %id, product_id = %product, warehouse_id = %warehouse, quantity,
+                                   expires_at = hold.expires_at, transition = "PLACED", "hold placed");
+                    metrics::count(
+                        Metric::HoldsGranted,
+                        &[("product_id", product.as_str()), ("reservation_id", &id.to_string())],
+                    );
+                    return Ok((201, hold.view()));
+                }
+                PlaceOutcome::AlreadyRequested(earlier) => {
+                    return earlier_hold(store, *earlier, &request, now).await.map(|view| (200, view));
+                }
+                PlaceOutcome::Insufficient { available } => most_available = most_available.max(available),
+                PlaceOutcome::NoStockItem if request.warehouse_id.is_some() => {
+                    return Err(InventoryError::ProductNotFound {
+                        message: format!("product {product} has no stock record in warehouse {warehouse}"),
+                    });
+                }
+                PlaceOutcome::NoStockItem => {}
+                PlaceOutcome::CartHoldsFull => {
+                    return Err(InventoryError::CartHoldsLimit {
+                        limit: MAX_HOLDS_PER_CART,
+                        message: format!(
+                            "your cart has {MAX_HOLDS_PER_CART} items on hold, the most a cart may; check out or remove one first"
+                        ),
+                    });
+                }
+                PlaceOutcome::CartUnitsFull { in_cart } => {
+                    return Err(InventoryError::CartUnitsLimit {
+                        limit: max_per_cart,
+                        message: format!(
+                            "a cart may hold at most {max_per_cart} of {product}; yours holds {in_cart}, and {quantity} more were asked"
+                        ),
+                    });
+                }
+            }
+        }
+        // A refusal is true at one instant: the read that saw no warehouse cover the hold (or, for one
+        // named warehouse, the transaction's own condition). When warehouses that covered it by the
+        // read were all taken meanwhile, another may have units again by now: read again (found by
+        // `make chaos`: a 409 while another warehouse had the units).
+        if covering == 0 || request.warehouse_id.is_some() {
+            return Err(insufficient(&product, &request, quantity, most_available));
         }
     }
+    // Every round lost its race for the units it saw: contention, not a shortage.
+    Err(InventoryError::Unavailable {
+        detail: format!("holds on {product} kept taking the units this one was about to take; retry"),
+    })
+}
+
+/// Rounds of read-then-try a hold without a warehouse makes before it answers 503 (contention).
+const PLACE_ROUNDS: usize = 3;
+
+fn insufficient(product: &ProductId, request: &ReserveRequest, quantity: i64, most_available: i64) -> InventoryError {
     let most_available = most_available.max(0);
-    Err(InventoryError::InsufficientStock {
+    InventoryError::InsufficientStock {
         available: most_available,
         message: match &request.warehouse_id {
             Some(warehouse) => {
@@ -155,7 +175,7 @@ async fn place_hold(
                 format!("not enough {product}: at most {most_available} available in one warehouse, {quantity} asked")
             }
         },
-    })
+    }
 }
 
 /// The hold an earlier request with the same Idempotency-Key placed, as it is now.

@@ -115,6 +115,28 @@ async fn an_unsent_alert_is_never_overwritten_by_the_next_crossing() {
 }
 
 #[tokio::test]
+async fn a_lagging_consumer_never_announces_a_state_the_item_has_left() {
+    // Found by make chaos: a stale stream image re-announced BACK_IN_STOCK "12 available" while the
+    // item had 0, because the alert state had come back to what the image showed.
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 12, 5).await;
+    pipeline::backstop(&store, &publisher, &|| T0).await.unwrap();
+    let first = hold(&store, 12, 1).await;
+    pipeline::backstop(&store, &publisher, &|| T0).await.unwrap(); // OUT_OF_STOCK
+    store.take_stock_changes();
+    release(&store, &first, 1).await;
+    let lagging: Vec<_> = store.take_stock_changes(); // the release's image: 12 for sale, state OUT
+    pipeline::backstop(&store, &publisher, &|| T0).await.unwrap(); // BACK_IN_STOCK
+    hold(&store, 12, 2).await;
+    pipeline::backstop(&store, &publisher, &|| T0).await.unwrap(); // OUT_OF_STOCK again
+    for change in &lagging {
+        pipeline::on_stock_change(&store, &publisher, change, T0).await.unwrap();
+    }
+    assert_eq!(kinds(&publisher), [AlertType::OutOfStock, AlertType::BackInStock, AlertType::OutOfStock]);
+    assert_eq!(item(&store, "SKU-1", "main").status, Some(shared::domain::StockStatus::OutOfStock));
+}
+
+#[tokio::test]
 async fn the_backstop_sends_what_the_stream_never_delivered() {
     let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
     shelve(&store, "SKU-1", "main", 10, 5).await;

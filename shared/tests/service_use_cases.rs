@@ -322,3 +322,69 @@ async fn availability_sums_the_warehouses_as_a_reserve_sees_them() {
     let missing = service::product_availability(&store, product("SKU-1"), Some(warehouse("north"))).await;
     assert_eq!(missing.unwrap_err().code(), "PRODUCT_NOT_FOUND");
 }
+
+/// A store in which, just before the first hold is placed, another shopper takes the last unit
+/// in `east` and a hold in `west` is released: the race behind a 409 found by make chaos.
+struct RacingStore {
+    inner: MemoryStore,
+    race: std::sync::Mutex<Option<ReservationView>>,
+}
+
+impl shared::store::StockReader for RacingStore {
+    async fn stock_levels(
+        &self,
+        product: &shared::domain::ProductId,
+        warehouse: Option<&shared::domain::WarehouseId>,
+    ) -> Result<Vec<shared::domain::StockLevel>, shared::InventoryError> {
+        self.inner.stock_levels(product, warehouse).await
+    }
+}
+
+impl shared::store::HoldStore for RacingStore {
+    async fn place_hold(
+        &self,
+        hold: &shared::holds::Reservation,
+        max_per_cart: i64,
+        request: Option<&shared::requests::RequestRecord>,
+        actor: &str,
+    ) -> Result<shared::store::PlaceOutcome, shared::InventoryError> {
+        let racing = self.race.lock().unwrap().take();
+        if let Some(west_hold) = racing {
+            reserve_as(&self.inner, "SKU-1", ask(1, Some("east")), None, 8, HOLD_SECONDS, T0).await.unwrap();
+            end(&self.inner, &west_hold, Transition::Release, proof(9), T0).await.unwrap();
+        }
+        self.inner.place_hold(hold, max_per_cart, request, actor).await
+    }
+
+    async fn reservation(
+        &self,
+        id: &ReservationId,
+    ) -> Result<Option<shared::holds::Reservation>, shared::InventoryError> {
+        self.inner.reservation(id).await
+    }
+
+    async fn end_hold(
+        &self,
+        hold: &shared::holds::Reservation,
+        transition: Transition,
+        actor: &str,
+        owner: Option<&str>,
+        now: i64,
+    ) -> Result<shared::store::EndOutcome, shared::InventoryError> {
+        self.inner.end_hold(hold, transition, actor, owner, now).await
+    }
+}
+
+#[tokio::test]
+async fn a_hold_without_a_warehouse_is_refused_only_when_no_warehouse_has_the_units() {
+    let inner = MemoryStore::new();
+    shelve(&inner, "SKU-1", "east", 1, 0).await;
+    shelve(&inner, "SKU-1", "west", 1, 0).await;
+    let (_, west_hold) = reserve_as(&inner, "SKU-1", ask(1, Some("west")), None, 9, HOLD_SECONDS, T0).await.unwrap();
+    let store = RacingStore { inner, race: std::sync::Mutex::new(Some(west_hold)) };
+    // Read: only east covers it; then east's unit is taken and west's comes back before the write.
+    let (status, view) =
+        service::reserve(&store, product("SKU-1"), ask(1, None), None, &holder(1), HOLD_SECONDS, T0).await.unwrap();
+    assert_eq!((status, view.warehouse_id.as_str()), (201, "west"), "placed where the units are now");
+    assert_eq!((counts(&store.inner, "SKU-1", "east"), counts(&store.inner, "SKU-1", "west")), ((1, 1, 0), (1, 1, 0)));
+}

@@ -891,15 +891,20 @@ impl AlertStore for DynamoStore {
             .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
             .expression_attribute_names("#status", attr::STATUS)
             .expression_attribute_values(":to", status_value(crossing.to));
-        // Never over an alert claimed but not yet confirmed: that one goes out first.
+        // Only from the figures as they are (a stale stream image must not announce a state the item
+        // has left, even if the alert state came back to what the image shows), and never over an
+        // alert claimed but not yet confirmed: that one goes out first.
+        let unchanged = format!(
+            "attribute_exists(product_id) AND {} AND attribute_not_exists(pending_alert)",
+            unchanged_since(level)
+        );
         update = match level.status {
             Some(recorded) => update
-                .condition_expression("#status = :recorded AND attribute_not_exists(pending_alert)")
+                .condition_expression(format!("{unchanged} AND #status = :recorded"))
                 .expression_attribute_values(":recorded", status_value(recorded)),
-            None => update.condition_expression(
-                "attribute_exists(product_id) AND attribute_not_exists(#status) AND attribute_not_exists(pending_alert)",
-            ),
+            None => update.condition_expression(format!("{unchanged} AND attribute_not_exists(#status)")),
         };
+        update = with_sequence(update.expression_attribute_names("#sequence", "sequence"), level);
         update = match pending_alert {
             Some(json) => update
                 .update_expression("SET #status = :to, pending_alert = :alert")

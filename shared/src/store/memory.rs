@@ -349,7 +349,7 @@ impl AlertStore for MemoryStore {
         let Some(current) = tables.stock.get(&(level.product_id.clone(), level.warehouse_id.clone())) else {
             return Ok(false);
         };
-        if current.status != level.status || current.pending_alert.is_some() {
+        if current.sequence != level.sequence || current.status != level.status || current.pending_alert.is_some() {
             return Ok(false);
         }
         let mut claimed = current.clone();

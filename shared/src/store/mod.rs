@@ -139,8 +139,9 @@ pub trait AlertStore {
         warehouse: &WarehouseId,
     ) -> impl Future<Output = Result<Option<StockLevel>, InventoryError>> + Send;
 
-    /// Records the crossing (and the alert to send, as JSON: `pending_alert`) if the alert state is
-    /// still `level.status` and no alert is pending. `false`: someone else moved it first, or an
+    /// Records the crossing (and the alert to send, as JSON: `pending_alert`) if the item's figures
+    /// are still those of `level` (same `sequence`), its alert state still `level.status`, and no
+    /// alert is pending. `false`: the item or its alert state moved first (read it again), or an
     /// alert claimed earlier is not confirmed yet (that one goes out first).
     fn claim_crossing(
         &self,

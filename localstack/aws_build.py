@@ -131,6 +131,8 @@ def make_build_command() -> list[str]:
             recipe.append(line.strip())
         elif in_build and line.strip():
             break
+    # `$(addprefix -p ,$(FUNCTIONS))` chooses what is built, not how: left out like the other selections.
+    recipe = [re.sub(r"\$\(addprefix -p ,\$\(\w+\)\)", "", line) for line in recipe]
     commands = [shlex.split(line.replace("$(CARGO)", "cargo")) for line in recipe if line.startswith("$(CARGO) build")]
     if len(commands) != 1:
         fail(f"expected one `$(CARGO) build` in the Makefile's build recipe, found {recipe}")

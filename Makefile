@@ -15,6 +15,7 @@ CHROMIUM := /usr/bin/chromium
 
 help:
 	@echo "make up     run the whole stack on a local AWS (MiniStack), seeded; writes .local/stack.json"
+	@echo "            CHAOS='conflict:0.05,throttle:0.02' [CHAOS_SEED=s] arms the local AWS's faults (docs/CHAOS.md)"
 	@echo "make down   stop what make up started"
 	@echo "make scenarios   run the tester scenarios against the running stack (make up)"
 	@echo "make token ROLE=admin|shopper   print an access token for a demo user of the running stack"
@@ -52,7 +53,7 @@ build:
 	$(CARGO) build --release --workspace --locked
 
 up: venv build frontend
-	$(PY) localstack/stack.py up
+	$(PY) localstack/stack.py up$(if $(CHAOS), --chaos '$(CHAOS)')$(if $(CHAOS_SEED), --chaos-seed '$(CHAOS_SEED)')
 
 down: venv
 	$(PY) localstack/stack.py down

@@ -90,6 +90,7 @@ def start_ministack(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0
         "IOT_MTLS_ENABLED": "0",
     }
     if chaos:  # else FAITHFUL_CHAOS, if set, passes through from this environment
+        chaos_specs(chaos)  # a bad setting stops here, not in the launcher's log
         env["FAITHFUL_CHAOS"] = chaos
     if chaos_seed:
         env["FAITHFUL_CHAOS_SEED"] = chaos_seed
@@ -107,11 +108,23 @@ def start_ministack(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0
     return endpoint
 
 
-def arm_chaos(endpoint: str, chaos: str) -> None:
-    """Arms the nemesis of a launcher already running (POST /_faithful/chaos), in the same format."""
+def chaos_specs(chaos: str) -> list[dict]:
+    """The fault specs of a --chaos setting (the launcher's FAITHFUL_CHAOS format), checked."""
     sys.path.insert(0, str(LAUNCHER.parent))
-    from nemesis import parse_chaos
-    request = urllib.request.Request(f"{endpoint}/_faithful/chaos", data=json.dumps(parse_chaos(chaos)).encode(),
+    from nemesis import parse_chaos, validated
+    try:
+        specs = parse_chaos(chaos)
+        for spec in specs:
+            validated(spec)
+    except ValueError as err:
+        raise SystemExit(f"--chaos: {err}") from None
+    return specs
+
+
+def arm_chaos(endpoint: str, chaos: str) -> None:
+    """Arms the nemesis of a launcher already running (POST /_faithful/chaos)."""
+    specs = chaos_specs(chaos)
+    request = urllib.request.Request(f"{endpoint}/_faithful/chaos", data=json.dumps(specs).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     try:
         urllib.request.urlopen(request, timeout=10).close()

@@ -940,7 +940,7 @@ def _install_metric_math_alarms():
 #    ThrottlingException, reason TableWriteKeyRangeThroughputExceeded. A write is 1 unit per item, 2 in
 #    a transaction (AWS: per KB, twice for transactions; item size is not counted here).
 #  - kill: after the first write of an invocation succeeds, the function's process that sent it is
-#    SIGKILLed (a crash mid-invocation: API Gateway answers 500, a stream batch is retried). The caller
+#    SIGKILLed (a crash mid-invocation: API Gateway answers a 5xx, a stream batch is retried). The caller
 #    is found by its TCP connection: the client port of the request -> the socket's inode in
 #    /proc/net/tcp -> the function process holding it.
 #  - sns-publish: SNS Publish refused, nothing delivered: 500 InternalError or 400 Throttling "Rate
@@ -1030,6 +1030,7 @@ class Contention:
 
 
 CONTENTION = Contention()
+DYNAMODB_KINDS = ("throttle", "hot-key", "conflict", "kill", "applied-answer-lost")
 HOT_KEY_RATES: dict[str, WriteRate] = {}  # fault id -> its buckets
 
 
@@ -1138,7 +1139,7 @@ def _install_nemesis():
     handle = dynamodb.handle_request
 
     async def handle_with_nemesis(method, path, headers, body, query_params):
-        if not NEMESIS.faults:
+        if not any(NEMESIS.active(kind) for kind in DYNAMODB_KINDS):
             return await handle(method, path, headers, body, query_params)
         operation = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
         try:

@@ -218,6 +218,20 @@ def test_the_product_retries_a_transaction_conflict_then_answers_503(stack, new_
     assert stack.levels(product)["main"] == (10, 1, 9)
 
 
+@pytest.mark.parametrize("error", ["ThrottlingException", "ProvisionedThroughputExceededException"])
+def test_the_products_sdk_retries_a_throttled_read(stack, new_product, error):
+    """The Rust SDK takes both codes for throttling and retries (3 attempts): two refusals, then 200;
+    three, and the API answers 503 (the store is busy)."""
+    product = new_product(main=7)
+    armed = stack.arm_chaos("throttle", count=2, table=stack.description["stock_table"], params={"error": error})
+    response = stack.get(f"/inventory/{product}")
+    assert response.status_code == 200, response.text
+    assert fault(stack, armed["id"])["fired"] == 2
+    stack.arm_chaos("throttle", count=3, table=stack.description["stock_table"], params={"error": error})
+    response = stack.get(f"/inventory/{product}")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "SERVICE_UNAVAILABLE", response.text
+
+
 # --- DynamoDB: applied, then the answer lost -----------------------------------------------------------
 
 def test_answers_lost_at_a_rate_each_apply_a_non_idempotent_write_once_more(stack, table):
@@ -238,7 +252,8 @@ def test_answers_lost_at_a_rate_each_apply_a_non_idempotent_write_once_more(stac
 
 def test_a_function_killed_after_its_first_write_crashes_the_invocation_and_the_write_stays(stack, new_product):
     """The reserve function's first write is the hold's transaction: it is applied, then the process
-    dies, and the API answers a 5xx. A retry with the same Idempotency-Key finds the hold: one hold."""
+    dies, and the API answers a 5xx (MiniStack: 502). A retry with the same Idempotency-Key finds the
+    hold: one hold."""
     product = new_product(main=10)
     armed = stack.arm_chaos("kill", count=1, function="ReserveInventory")
     key = str(uuid.uuid4())
@@ -283,6 +298,17 @@ def test_a_refused_publish_is_sns_shaped_and_retried(stack, code, status):
                                                      WaitTimeSeconds=2).get("Messages", [])]
     assert bodies == ["delivered"], "a refused Publish delivers nothing"
     sqs.delete_queue(QueueUrl=queue_url)
+
+
+@pytest.mark.parametrize("code", ["InternalError", "Throttling"])
+def test_a_refused_publish_neither_loses_nor_doubles_the_products_alert(stack, new_product, inbox, code):
+    product = new_product(main=(6, 5))
+    armed = stack.arm_chaos("sns-publish", count=1, topic=stack.description["alerts_topic_arn"], params={"error": code})
+    stack.reserve(product, 6, "main")  # straight to zero: one OUT_OF_STOCK
+    inbox.wait_for(product, 1)
+    assert [a["body"]["type"] for a in inbox.settled(product)][:1] == ["OUT_OF_STOCK"]
+    assert [a["body"]["type"] for a in inbox.for_product(product)].count("OUT_OF_STOCK") == 1
+    assert fault(stack, armed["id"])["fired"] == 1
 
 
 # --- Stream deliveries: duplicated, delayed ------------------------------------------------------------

@@ -928,6 +928,8 @@ def _install_metric_math_alarms():
 #    which the SDKs retry ("OK to retry? Yes"), so a write that is not idempotent (an UpdateItem ADD)
 #    is applied twice. A TransactWriteItems retry carries the same ClientRequestToken, which DynamoDB
 #    (and MiniStack) answers from the first result: applied once. Only a call that succeeded is hit.
+#    With answer=timeout the answer comes only after `seconds`: a caller whose attempt timeout is
+#    shorter (the product's is 2 s) gives up and retries, as after an answer lost on the way.
 #  - conflict: TransactWriteItems cancelled, 400 TransactionCanceledException, the item another request
 #    holds saying TransactionConflict, the rest None; nothing applied. AWS does this when a concurrent
 #    transaction or write holds an item. MiniStack runs requests one at a time, so with window_ms the
@@ -1160,7 +1162,11 @@ def _install_nemesis():
             CONTENTION.record(written_items(operation, data), caller)
         if NEMESIS.active("kill"):
             _kill_after_first_write(operation, tables, caller)
-        if NEMESIS.fires("applied-answer-lost", service="dynamodb", operation=operation, table=tables):
+        firing = NEMESIS.fires("applied-answer-lost", service="dynamodb", operation=operation, table=tables)
+        if firing and firing[0].params["answer"] == "timeout":
+            log.info("nemesis: %s on %s applied, answered after %ss", operation, sorted(tables), firing[0].params["seconds"])
+            await asyncio.sleep(firing[0].params["seconds"])  # other requests go on meanwhile
+        elif firing:
             log.info("nemesis: %s on %s applied, answered 500 InternalServerError", operation, sorted(tables))
             return internal_server_error()
         return response

@@ -7,7 +7,8 @@ dice and counters, and the error bodies AWS sends. The AWS counterpart of each k
 ../docs/CHAOS.md, "The faults".
 
 A spec: {"kind", "rate" (0..1), "count" (at most this many firings), filters, "params", "seed"}:
-  applied-answer-lost  DynamoDB write applied, then answered 500 InternalServerError  operation, table
+  applied-answer-lost  DynamoDB write applied, then answered 500 InternalServerError  operation, table; answer,
+                       or (answer=timeout) answered only after `seconds`               seconds
   conflict             TransactWriteItems cancelled: TransactionConflict on one item   table; window_ms
   throttle             DynamoDB call refused, not applied: ThrottlingException or      operation, table; error
                        ProvisionedThroughputExceededException
@@ -42,7 +43,7 @@ PARTITION_WRITE_UNITS_PER_SECOND = 1000
 
 # kind -> (filters it takes, {param: default}); a param whose default is a tuple takes one of those values.
 KINDS: dict[str, tuple[tuple[str, ...], dict]] = {
-    "applied-answer-lost": (("service", "operation", "table"), {}),
+    "applied-answer-lost": (("service", "operation", "table"), {"answer": ("500", "timeout"), "seconds": 3.0}),
     "conflict": (("table",), {"window_ms": 0}),
     "throttle": (("operation", "table"), {"error": ("ThrottlingException", "ProvisionedThroughputExceededException")}),
     "hot-key": (("table",), {"scale": 0.01, "per": ("partition", "item")}),

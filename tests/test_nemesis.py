@@ -248,6 +248,22 @@ def test_answers_lost_at_a_rate_each_apply_a_non_idempotent_write_once_more(stac
     assert int(counted) == 20 + fired
 
 
+def test_an_answer_held_past_the_callers_timeout_is_retried_and_applied_twice(stack, table):
+    """The write is applied, its answer comes after the caller's read timeout: the SDK retries."""
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",
+                                    region_name=stack.description["region"])
+    impatient = session.client("dynamodb", endpoint_url=stack.description["endpoint"], config=BotoConfig(
+        read_timeout=1, retries={"total_max_attempts": 3, "mode": "standard"}))
+    armed = stack.arm_chaos("applied-answer-lost", count=1, operation="UpdateItem", table=table,
+                            params={"answer": "timeout", "seconds": 2})
+    key = {"id": {"S": "counter"}, "n": {"N": "0"}}
+    answer = impatient.update_item(TableName=table, Key=key, UpdateExpression="ADD c :one",
+                                   ExpressionAttributeValues={":one": {"N": "1"}})
+    assert answer["ResponseMetadata"]["RetryAttempts"] == 1
+    assert stack.dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]["c"]["N"] == "2"
+    assert fault(stack, armed["id"])["fired"] == 1
+
+
 # --- A function process killed after its invocation's first write ------------------------------------
 
 def test_a_function_killed_after_its_first_write_crashes_the_invocation_and_the_write_stays(stack, new_product):

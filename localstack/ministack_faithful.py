@@ -6,9 +6,10 @@ MiniStack whose internals differ stops here with a clear error instead of runnin
 Product code never special-cases the emulator: these fixes are the only place that knows.
 
 At run time it also serves a control endpoint, /_faithful/..., on MiniStack's port: pause and resume
-the TTL reaper, arm faults (see "The control endpoint" below and ../README.md).
+the TTL reaper, arm the nemesis's faults (feature 12, "The control endpoint" below, ../docs/CHAOS.md).
 
-Usage: python ministack_faithful.py            (GATEWAY_PORT, BIND_HOST, TTL_REAPER_INTERVAL_SECONDS)
+Usage: python ministack_faithful.py            (GATEWAY_PORT, BIND_HOST, TTL_REAPER_INTERVAL_SECONDS,
+                                                FAITHFUL_CHAOS, FAITHFUL_CHAOS_SEED: faults armed from the start)
        python ministack_faithful.py --check    (verify the fingerprints and exit)
        python ministack_faithful.py --fingerprints (print them, to re-pin after reviewing an upgrade)
 """

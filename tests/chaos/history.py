@@ -14,7 +14,8 @@ Kinds and their `args` (`hold` names the reserve operation that placed a hold, b
     adjust   {warehouse, adjust_by, expected_version (or None), key (or None)}
     get      {}                                                      answer: the warehouses' figures
     tick     {hold}       internal: the clock passed the hold's expires_at (no checkout from then on)
-    lapse    {hold}       internal: TTL or the backstop returned a lapsed hold's units (optional)
+    lapse    {hold}       internal: TTL or the backstop returned a lapsed hold's units (for each hold
+                          the tables show EXPIRED, by the time its audit entry was made)
     observe  {}           the final state read from the tables once the system is quiet
 """
 

@@ -211,15 +211,15 @@ class Model:
         return [self._with_hold(state, slot, ACTIVE_PAST, w)] if hold == ACTIVE else [state]
 
     def _lapse(self, state: State, op: Op) -> list[State]:
-        """TTL or the backstop returns a lapsed hold's units, or has not yet (both are possible)."""
+        """TTL or the backstop returned a lapsed hold's units (the audit trail says when, at the latest)."""
         slot = self.slot[op.args["hold"]]
         hold, w = state.hold(slot)
         # A hold whose placing answer was lost was never ticked: no one could check it out anyway.
         if hold == ACTIVE_PAST or (hold == ACTIVE and op.args.get("anonymous")):
             stock, reserved, version = state.levels[w]
-            return [state, self._with_hold(self._with_level(state, w, stock, reserved - self.quantity[op.args["hold"]],
-                                                            version), slot, EXPIRED, w)]
-        return [state]
+            return [self._with_hold(self._with_level(state, w, stock, reserved - self.quantity[op.args["hold"]],
+                                                     version), slot, EXPIRED, w)]
+        return []
 
     def _observe(self, state: State, op: Op) -> list[State]:
         """The final read: figures, and each reserve operation's hold as the table has it."""

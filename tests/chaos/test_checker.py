@@ -170,17 +170,21 @@ def entry(i, kind, before, after, rid=None, threshold=3):
             "before": figures(before), "after": figures(after)}
 
 
-def observation(stock, reserved, holds):
+def observation(stock, reserved, holds, status="IN_STOCK"):
     return {"at": 100, "items": [{"warehouse_id": "main", "stock_count": stock, "reserved_count": reserved,
-                                  "available_count": stock - reserved}],
+                                  "available_count": stock - reserved, "threshold_level": 3, "status": status}],
             "all_holds": [{"reservation_id": rid, "warehouse_id": "main", "quantity": q, "state": s,
                            "expires_at": 200} for rid, q, s in holds]}
 
 
 TRAIL = [entry(0, "set", None, (5, 0)), entry(1, "hold", (5, 0), (5, 3), "r1"),
          entry(2, "committed", (5, 3), (2, 0), "r1"), entry(3, "adjust", (2, 0), (9, 0))]
-ALERTS = [{"alert_id": "a1", "type": "LOW_STOCK", "warehouse_id": "main"},
-          {"alert_id": "a2", "type": "BACK_IN_STOCK", "warehouse_id": "main"}]
+def alert(alert_id, kind, at, stock, reserved):
+    return {"alert_id": alert_id, "type": kind, "warehouse_id": "main", "at": f"t{at}", "stock_count": stock,
+            "reserved_count": reserved, "threshold_level": 3}
+
+
+ALERTS = [alert("a1", "LOW_STOCK", 1, 5, 3), alert("a2", "BACK_IN_STOCK", 3, 9, 0)]
 
 
 def test_final_state_at_rest_is_accepted():
@@ -200,8 +204,12 @@ def test_final_state_at_rest_is_accepted():
     ("a change missing from the trail", observation(9, 0, [("r1", 3, "COMMITTED")]), TRAIL[:2] + TRAIL[3:], ALERTS,
      "audit trail broken"),
     ("an alert sent twice", observation(9, 0, [("r1", 3, "COMMITTED")]), TRAIL,
-     ALERTS + [{"alert_id": "a3", "type": "LOW_STOCK", "warehouse_id": "main"}], "alerts"),
-    ("an alert lost", observation(9, 0, [("r1", 3, "COMMITTED")]), TRAIL, ALERTS[:1], "alerts"),
+     ALERTS[:1] + [alert("a3", "LOW_STOCK", 2, 5, 3)] + ALERTS[1:], "state machine"),
+    ("an alert lost", observation(9, 0, [("r1", 3, "COMMITTED")]), TRAIL, ALERTS[:1], "alert state at rest"),
+    ("an alert never sent at rest", observation(2, 0, [("r1", 3, "COMMITTED")]),
+     TRAIL[:3], [], "not what its counters call for"),
+    ("an alert on figures the item never had", observation(9, 0, [("r1", 3, "COMMITTED")]), TRAIL,
+     [alert("a1", "LOW_STOCK", 1, 4, 3), ALERTS[1]], "never had"),
     ("a lapsed hold never came back", observation(9, 3, [("r1", 3, "COMMITTED"), ("r2", 3, "ACTIVE")]),
      TRAIL + [entry(4, "hold", (9, 0), (9, 3), "r2")], ALERTS, "past expiry"),
 ])

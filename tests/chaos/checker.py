@@ -218,6 +218,22 @@ def follow(state: str | None, alerts) -> str | None:
     return state
 
 
+def stream_order(entry: dict) -> int:
+    """An audit entry's place in its item's changes: the stream sequence number in its entry_id
+    (`<writer's time>#<sequence>`): one item's records are in one shard, in the order of its writes."""
+    return int(entry["entry_id"].rsplit("#", 1)[1])
+
+
+def misordered(entries: list[dict]) -> list[tuple[str, str]]:
+    """Pairs of one item's consecutive changes that the audit trail (ordered by entry_id, as
+    GET …/history pages it) lists in the opposite order of the changes themselves."""
+    pairs = []
+    for w in {e["warehouse_id"] for e in entries}:
+        mine = sorted((e for e in entries if e["warehouse_id"] == w), key=stream_order)
+        pairs += [(a["entry_id"], b["entry_id"]) for a, b in zip(mine, mine[1:]) if a["entry_id"] > b["entry_id"]]
+    return pairs
+
+
 def check_final(product: str, observation: dict, entries: list[dict], alerts: list[dict]) -> list[str]:
     """The invariants on the state at rest: `observation` is the final read (items and every hold of
     the product from the tables), `entries` the product's audit trail, `alerts` the messages received
@@ -239,7 +255,7 @@ def check_final(product: str, observation: dict, entries: list[dict], alerts: li
                   and h["expires_at"] < observation["at"]]
         if lapsed:
             problems.append(f"{product}/{w}: holds past expiry still ACTIVE at rest: {lapsed}")
-        chain = sorted(by_warehouse[w], key=lambda e: e["entry_id"])
+        chain = sorted(by_warehouse[w], key=stream_order)
         problems += conserved(product, w, chain, item, holds)
         problems += alerted(product, w, chain, item, [a for a in alerts if a["warehouse_id"] == w])
     ended = Counter(e["reservation_id"] for e in entries if e["kind"] in ("committed", "released", "expired"))

@@ -25,7 +25,7 @@ import requests
 
 from inventory_client import AlertInbox, Stack, new_cart_token, unique_id
 
-from .checker import Verdict, check_history
+from .checker import Verdict, check_history, misordered
 from .history import History, Op
 
 # A request that got no answer may still take effect until the client gave up on it (Stack.call's
@@ -305,7 +305,7 @@ def plain(item: dict):
 def ints(value):
     if isinstance(value, dict):
         return {k: ints(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, set)):
         return [ints(v) for v in value]
     if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
         return int(value)
@@ -358,6 +358,7 @@ def finish(stack: Stack, tokens: dict, inbox: AlertInbox, result: Run, products:
         stats["expired by ttl"] += sum(e["kind"] == "expired" and e.get("actor") == "system:ttl" for e in trail)
         stats["expired by backstop"] += sum(e["kind"] == "expired" and e.get("actor") == "system:backstop" for e in trail)
         stats["reconciled"] += sum(e["kind"] == "reconciled" for e in trail)
+        stats["audit entries out of order"] += len(misordered(trail))
         alerts = [a["body"] for a in inbox.for_product(product)]
         stats["alerts"] += len({a["alert_id"] for a in alerts})
         result.finals[product] = ({"at": at, "items": items, "all_holds": holds[product]}, trail, alerts)
@@ -366,6 +367,7 @@ def finish(stack: Stack, tokens: dict, inbox: AlertInbox, result: Run, products:
     stats["definite"] = sum(op.definite for op in ops)
     stats["unknown"] = sum(not op.definite for op in ops)
     stats["throttled (429)"] = sum(op.status == 429 for op in ops)
+    history.meta["finals"] = result.finals  # so a saved history is checked again in full (bench/chaos.py --check)
     result.verdicts = check_history(history, result.finals)
 
 

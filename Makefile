@@ -11,7 +11,7 @@ CARGO ?= cargo
 NODE_STAMP := frontend/node_modules/.installed-$(shell sha256sum frontend/package-lock.json | cut -c1-12)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help up down token scenarios test lint unit build integration venv frontend chromium screenshots bench bench-smoke aws-build
+.PHONY: help up down token scenarios test lint unit build integration venv frontend chromium screenshots bench bench-smoke chaos aws-build
 
 help:
 	@echo "make up     run the whole stack on a local AWS (MiniStack), seeded; writes .local/stack.json"
@@ -22,6 +22,7 @@ help:
 	@echo "make screenshots   screenshots of both pages from the running stack into docs/screenshots"
 	@echo "make test   lint, unit tests, integration and browser tests, benchmark smoke run (own stacks)"
 	@echo "make bench  run the benchmarks and rewrite docs/BENCHMARKS.md (a few minutes)"
+	@echo "make chaos  the chaos workload under each local-AWS fault and all together, checked; rewrites docs/CHAOS.md (a few minutes)"
 	@echo "make aws-build   sam validate --lint + sam build for AWS (arm64; ~10 min from a clean clone), checked against make up's build"
 
 $(STAMP): localstack/requirements.txt
@@ -92,6 +93,11 @@ bench: venv build frontend
 bench-smoke: venv build frontend
 	@echo "==> benchmark smoke run (tiny sizes; figures not kept)"
 	$(PY) bench/run.py --smoke --out .local/bench-smoke.md
+
+# The chaos workload under every fault, each run's history checked (linearizability, invariants at
+# rest); a stack of its own; rewrites the results of docs/CHAOS.md. FAULTS=kill,conflict SEED=... replays.
+chaos: venv build frontend
+	$(PY) bench/chaos.py$(if $(FAULTS), --faults '$(FAULTS)')$(if $(SEED), --seed '$(SEED)')
 
 test: lint unit integration bench-smoke
 

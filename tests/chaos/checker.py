@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .history import History, Op
 from .model import Model, State
@@ -106,23 +106,35 @@ def check_product(product: str, warehouses: list[str], initial: dict, ops: list[
     return Verdict(product, False, len(ops), result.explored, failing_window(product, model, ops, budget))
 
 
+def prefix_of(ops: list[Op], k: int) -> list[Op]:
+    """The history as it stood when the k-th operation was invoked: the first k operations, those
+    still running then unknown (they may or may not take effect), as Knossos cuts a history."""
+    now = ops[k - 1].call
+    return [op if op.ret <= now else replace(op, status=None, body=None) for op in ops[:k]]
+
+
 def failing_window(product: str, model: Model, ops: list[Op], budget: int) -> str:
     """The shortest prefix (by invocation) with no linearization, and where the search got stuck in it."""
-    lo, hi = 1, len(ops)  # prefixes are closed under linearizability: bisect the first failing length
+    initial = dict(zip(model.warehouses, model.initial.levels))
+
+    def fails(k: int) -> bool:
+        prefix = prefix_of(ops, k)
+        return search(Model(model.warehouses, initial, prefix), prefix, budget).ok is False
+
+    lo, hi = 1, len(ops)  # a prefix of a linearizable history is linearizable: bisect the first failing one
     while lo < hi:
         mid = (lo + hi) // 2
-        prefix = ops[:mid]
-        if search(Model(model.warehouses, dict(zip(model.warehouses, model.initial.levels)), prefix), prefix,
-                  budget).ok is False:
+        if fails(mid):
             hi = mid
         else:
             lo = mid + 1
-    prefix = ops[:lo]
-    prefix_model = Model(model.warehouses, dict(zip(model.warehouses, model.initial.levels)), prefix)
+    prefix = prefix_of(ops, lo)
+    prefix_model = Model(model.warehouses, initial, prefix)
     stuck = search(prefix_model, prefix, budget)
     placed = set(stuck.deepest)
     lines = [f"{product}: NOT LINEARIZABLE. The shortest failing prefix is {lo} of {len(ops)} operations "
-             f"(through #{prefix[-1].id}); the search placed at most {len(placed)} of them.",
+             f"(through #{prefix[-1].id}; operations still running then count as unknown); the search placed "
+             f"at most {len(placed)} of them.",
              "  last placed: " + ("; ".join(prefix[i].describe() for i in stuck.deepest[-3:]) or "none"),
              f"  model state then: {prefix_model.describe(stuck.deepest_state)}",
              "  could not be placed after that (the failing window):"]

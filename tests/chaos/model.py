@@ -208,7 +208,10 @@ class Model:
         if slot is None:
             return [state]
         hold, w = state.hold(slot)
-        return [self._with_hold(state, slot, ACTIVE_PAST, w)] if hold == ACTIVE else [state]
+        if hold != ACTIVE:
+            return [state]
+        ticked = self._with_hold(state, slot, ACTIVE_PAST, w)
+        return [ticked] if op.definite else [state, ticked]  # cut off by a prefix: not yet, or already
 
     def _lapse(self, state: State, op: Op) -> list[State]:
         """TTL or the backstop returned a lapsed hold's units (the audit trail says when, at the latest)."""
@@ -217,12 +220,15 @@ class Model:
         # A hold whose placing answer was lost was never ticked: no one could check it out anyway.
         if hold == ACTIVE_PAST or (hold == ACTIVE and op.args.get("anonymous")):
             stock, reserved, version = state.levels[w]
-            return [self._with_hold(self._with_level(state, w, stock, reserved - self.quantity[op.args["hold"]],
-                                                     version), slot, EXPIRED, w)]
-        return []
+            lapsed = self._with_hold(self._with_level(state, w, stock, reserved - self.quantity[op.args["hold"]],
+                                                      version), slot, EXPIRED, w)
+            return [lapsed] if op.definite else [state, lapsed]  # cut off by a prefix: not yet, or already
+        return [] if op.definite else [state]
 
     def _observe(self, state: State, op: Op) -> list[State]:
         """The final read: figures, and each reserve operation's hold as the table has it."""
+        if not op.definite:  # cut off by a prefix
+            return [state]
         if not self._shows(state, op.body):
             return []
         holds = op.body.get("holds", {})

@@ -4,6 +4,8 @@ fail is worth nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from chaos.checker import check_final, check_history, expected_alerts
@@ -158,7 +160,7 @@ def test_the_failing_window_is_the_shortest_prefix():
     for i in range(20):
         h.get(40 + i, 40.5 + i, main=(7, 0, 2))
     report = h.verdict().report
-    assert "shortest failing prefix is 22 of 42" in report and f"#{bad.id}" in report, report
+    assert "shortest failing prefix is 23 of 42" in report and f"#{bad.id}" in report, report
 
 
 # --- Final invariants -------------------------------------------------------------------------------
@@ -218,3 +220,20 @@ def test_final_state_violations_are_found(case, observed, trail, alerts, says):
         observed["all_holds"][1]["expires_at"] = 50
     problems = check_final(P, observed, trail, alerts)
     assert any(says in p for p in problems), (case, problems)
+
+
+# --- Histories the chaos runs caught, kept (docs/CHAOS.md, "Findings") --------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def test_finding_f2_a_reserve_in_any_warehouse_refused_while_one_had_the_units():
+    """Recorded by `make chaos` (all faults): #587 reserve(quantity=1, any warehouse) was answered
+    409 INSUFFICIENT_STOCK {available: 0} while reads during its window show 1-3 units for sale in
+    each warehouse: the service chooses from a read, and after the chosen warehouse's transaction
+    fails it does not look again (service.rs place_hold). The checker must keep rejecting it."""
+    history = History.load(FIXTURES / "reserve-any-warehouse-refused.jsonl")
+    (verdict,) = check_history(history)
+    assert not verdict.ok
+    window = verdict.report.split("failing window):")[1]
+    assert "#587 shopper1 reserve(quantity=1" in window and "409 INSUFFICIENT_STOCK" in window, verdict.report

@@ -31,7 +31,9 @@ from .history import History, Op
 # A request that got no answer may still take effect until the client gave up on it (Stack.call's
 # timeout, 30 s, beyond the functions' 10 s in the template's Globals).
 CLIENT_TIMEOUT = 30.0
-ATTEMPTS = 4  # a retried logical operation: the first try and up to three retries
+ATTEMPTS = 4
+# The functions that expire holds, by their audit actor, and their timeouts (template.yaml).
+WRITER_TIMEOUT = {"system:ttl": 10.0, "system:backstop": 60.0}  # a retried logical operation: the first try and up to three retries
 WAREHOUSES = {"main": (8, 3), "east": (4, 1)}  # stock, threshold: small, so refusals and alerts happen
 
 
@@ -321,9 +323,10 @@ def finish(stack: Stack, tokens: dict, inbox: AlertInbox, result: Run, products:
     reserves = [op for op in history.ops if op.kind == "reserve"]
     trails = {product: audit_trail(stack, product) for product in products}
     holds = {product: product_holds(stack, product) for product in products}
-    # When each lapsed hold's units came back at the latest: its audit entry (stream time, whole seconds).
-    returned = {e["reservation_id"]: parse_time(e["time"]) + 1.5 for trail in trails.values() for e in trail
-                if e["kind"] == "expired"}
+    # When each lapsed hold's units came back at the latest: its audit entry's time is its writer's start
+    # (whole seconds), and the writer's write landed before its function's timeout.
+    returned = {e["reservation_id"]: parse_time(e["time"]) + 1 + WRITER_TIMEOUT.get(e.get("actor"), CLIENT_TIMEOUT)
+                for trail in trails.values() for e in trail if e["kind"] == "expired"}
     lapsed = {h["cart"]: h["reservation_id"] for hs in holds.values() for h in hs if h["state"] == "EXPIRED"}
     for op in reserves:
         if op.status in (200, 201):

@@ -45,13 +45,15 @@ def free_port() -> int:
 
 def recovered_by(run: workload.Run) -> str:
     """What put things right after the faults, from the run's own figures."""
-    s, parts = run.stats, []
+    s, parts, backstop = run.stats, [], []
     if s["recovered by retry"]:
         parts.append(f"retry ({s['recovered by retry']} ops)")
     if s["backstop holds_released"]:
-        parts.append(f"backstop ({s['backstop holds_released']} holds)")
+        backstop.append(f"{s['backstop holds_released']} holds")
     if s["backstop statuses_repaired"] or s["backstop alerts_sent"]:
-        parts.append(f"backstop ({s['backstop statuses_repaired']} alert states, {s['backstop alerts_sent']} alerts)")
+        backstop.append(f"{s['backstop statuses_repaired']} alert states, {s['backstop alerts_sent']} alerts")
+    if backstop:
+        parts.append(f"backstop ({'; '.join(backstop)})")
     if s["reconciled"]:
         parts.append(f"reconciler ({s['reconciled']} repairs)")
     return ", ".join(parts) or "nothing needed"
@@ -61,9 +63,10 @@ def table(runs: list[workload.Run], started: datetime, seconds: float) -> str:
     total = sum(r.stats["operations"] for r in runs)
     lines = [f"Measured {started:%Y-%m-%d %H:%M} UTC by `make chaos`: {len(runs)} runs of {seconds:g} s, "
              f"3 products × (3 shoppers + 1 admin), holds of {HOLD_SECONDS} s, the backstop every 5 s; "
-             f"**{total:,} operations, {sum(r.violations for r in runs)} violations**.",
+             f"**{total:,} operations, {sum(r.violations for r in runs)} violations** (products whose history or "
+             f"final state failed a check; see [Findings](#findings)).",
              "",
-             "| fault | seed | operations | definite | unknown | 429 | fired / seen | expiries TTL / backstop | alerts | violations | recovered by |",
+             "| fault | seed | operations | definite | unknown | 429 | fired / seen | expiries TTL / backstop | alerts | violations (products) | recovered by |",
              "|---|---|---:|---:|---:|---:|---|---|---:|---:|---|"]
     for r in runs:
         fired = ", ".join(f"{f['kind']} {f['fired']}/{f['seen']}" for f in r.faults) or "—"

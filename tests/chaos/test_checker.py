@@ -237,3 +237,15 @@ def test_finding_f2_a_reserve_in_any_warehouse_refused_while_one_had_the_units()
     assert not verdict.ok
     window = verdict.report.split("failing window):")[1]
     assert "#587 shopper1 reserve(quantity=1" in window and "409 INSUFFICIENT_STOCK" in window, verdict.report
+
+
+def test_finding_f3_stale_stream_images_reannounce_crossings():
+    """Recorded by `make chaos` (applied-answer-lost): the alert consumer, running behind, claimed
+    crossings from stream images seconds old because the item's alert state had come back to what the
+    image recorded (OUT_OF_STOCK at 10:36:42 and again at 10:36:48): at 10:36:49 it announced BACK_IN_STOCK
+    with 12, 11 and 9 available while the item had 0, each followed by OUT_OF_STOCK again, one of them
+    twice. The checker must keep rejecting it."""
+    import json
+    case = json.loads((FIXTURES / "stale-image-alerts.json").read_text())
+    problems = check_final(case["product"], case["observation"], case["trail"], case["alerts"])
+    assert any("state machine's order" in p for p in problems), problems

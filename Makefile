@@ -11,16 +11,18 @@ CARGO ?= cargo
 NODE_STAMP := frontend/node_modules/.installed-$(shell sha256sum frontend/package-lock.json | cut -c1-12)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help up down token scenarios test lint unit build build-all integration venv frontend chromium screenshots bench bench-smoke aws-build
+.PHONY: help up down token scenarios test lint unit build build-all integration venv frontend chromium screenshots bench bench-smoke chaos aws-build
 
 help:
 	@echo "make up     run the whole stack on a local AWS (MiniStack), seeded; writes .local/stack.json"
+	@echo "            CHAOS='conflict:0.05,throttle:0.02' [CHAOS_SEED=s] arms the local AWS's faults (docs/CHAOS.md)"
 	@echo "make down   stop what make up started"
 	@echo "make scenarios   run the tester scenarios against the running stack (make up)"
 	@echo "make token ROLE=admin|shopper   print an access token for a demo user of the running stack"
 	@echo "make screenshots   screenshots of both pages from the running stack into docs/screenshots"
 	@echo "make test   lint, unit tests, integration and browser tests, benchmark smoke run (own stacks)"
 	@echo "make bench  run the benchmarks and rewrite docs/BENCHMARKS.md (a few minutes)"
+	@echo "make chaos  the chaos workload under each local-AWS fault and all together, checked; rewrites docs/CHAOS.md (a few minutes)"
 	@echo "make aws-build   sam validate --lint + sam build for AWS (arm64; ~10 min from a clean clone), checked against make up's build"
 
 $(STAMP): localstack/requirements.txt
@@ -63,7 +65,7 @@ build-all:
 # uses the cores (a cold make up is that much shorter).
 up:
 	@$(MAKE) --no-print-directory -j3 venv build frontend
-	$(PY) -m localstack.stack up
+	$(PY) -m localstack.stack up$(if $(CHAOS), --chaos '$(CHAOS)')$(if $(CHAOS_SEED), --chaos-seed '$(CHAOS_SEED)')
 
 down: venv
 	$(PY) -m localstack.stack down
@@ -105,6 +107,11 @@ bench: venv build-all frontend
 bench-smoke: venv build-all frontend
 	@echo "==> benchmark smoke run (tiny sizes; figures not kept)"
 	$(PY) -m bench.run --smoke --out .local/bench-smoke.md
+
+# The chaos workload under every fault, each run's history checked (linearizability, invariants at
+# rest); a stack of its own; rewrites the results of docs/CHAOS.md. FAULTS=kill,conflict SEED=... replays.
+chaos: venv build frontend
+	$(PY) -m bench.chaos$(if $(FAULTS), --faults '$(FAULTS)')$(if $(SEED), --seed '$(SEED)')
 
 test: lint unit integration bench-smoke
 

@@ -188,9 +188,10 @@ class Stack:
             raise AssertionError(f"{method} /_faithful/{path}: {response.status_code} {response.text}")
         return response.json()
 
-    def pause_ttl(self) -> dict:
-        """DynamoDB TTL stops deleting expired items (as AWS may, for hours) until resume_ttl()."""
-        return self.faithful("POST", "ttl/pause")
+    def pause_ttl(self, seconds: float | None = None) -> dict:
+        """DynamoDB TTL stops deleting expired items (as AWS may, for hours) until resume_ttl(), or for
+        `seconds` and then catches up."""
+        return self.faithful("POST", "ttl/pause", {"seconds": seconds} if seconds is not None else None)
 
     def resume_ttl(self) -> dict:
         return self.faithful("POST", "ttl/resume")
@@ -207,19 +208,27 @@ class Stack:
         finally:
             self.resume_ttl()
 
-    def arm_fault(self, operation: str, table: str | None = None, count: int = 1, service: str = "dynamodb") -> dict:
-        """The next `count` successful calls of `operation` (on `table`, if given) are applied and then
-        answered 500 InternalServerError, so the SDK retries them ("applied, answer lost")."""
-        spec = {"service": service, "operation": operation, "count": count}
-        if table:
-            spec["table"] = table
-        return self.faithful("POST", "faults", spec)
+    def arm_chaos(self, kind: str, rate: float | None = None, count: int | None = None, params: dict | None = None,
+                  seed: str | None = None, **filters) -> dict:
+        """Arms one of the nemesis's faults (localstack/nemesis.py; docs/CHAOS.md, "The faults"): it fires
+        at `rate` (0..1) where its filters (table=, operation=, function=, topic=) match, at most `count` times."""
+        spec = {"kind": kind, **{name: value for name, value in filters.items() if value is not None}}
+        for name, value in (("rate", rate), ("count", count), ("params", params), ("seed", seed)):
+            if value is not None:
+                spec[name] = value
+        return self.faithful("POST", "chaos", spec)
+
+    def arm_fault(self, operation: str, table: str | None = None, count: int = 1) -> dict:
+        """The next `count` successful calls of the DynamoDB write `operation` (on `table`, if given) are
+        applied and then answered 500 InternalServerError, so the SDK retries them ("applied, answer lost")."""
+        return self.arm_chaos("applied-answer-lost", count=count, operation=operation, table=table)
 
     def faults(self) -> list[dict]:
-        return self.faithful("GET", "faults")["faults"]
+        """Every armed fault, with how often it matched ("seen") and fired ("fired")."""
+        return self.faithful("GET", "chaos")["faults"]
 
     def clear_faults(self) -> int:
-        return self.faithful("DELETE", "faults")["cleared"]
+        return self.faithful("DELETE", "chaos")["cleared"]
 
     def stream_records(self, table_key: str, product_or_id: str) -> list[dict]:
         """The table's stream records for one key, reshaped as Lambda delivers them."""

@@ -6,9 +6,10 @@ MiniStack whose internals differ stops here with a clear error instead of runnin
 Product code never special-cases the emulator: these fixes are the only place that knows.
 
 At run time it also serves a control endpoint, /_faithful/..., on MiniStack's port: pause and resume
-the TTL reaper, arm faults (see "The control endpoint" below and ../README.md).
+the TTL reaper, arm the nemesis's faults (feature 12, "The control endpoint" below, ../docs/CHAOS.md).
 
-Usage: python ministack_faithful.py            (GATEWAY_PORT, BIND_HOST, TTL_REAPER_INTERVAL_SECONDS)
+Usage: python ministack_faithful.py            (GATEWAY_PORT, BIND_HOST, TTL_REAPER_INTERVAL_SECONDS,
+                                                FAITHFUL_CHAOS, FAITHFUL_CHAOS_SEED: faults armed from the start)
        python ministack_faithful.py --check    (verify the fingerprints and exit)
        python ministack_faithful.py --fingerprints (print them, to re-pin after reviewing an upgrade)
 """
@@ -27,12 +28,16 @@ import logging
 import os
 import queue
 import select
+import signal
 import sys
 import threading
 import time
 import uuid
-import zlib
 from importlib.metadata import version
+from urllib.parse import parse_qs
+
+from nemesis import (PARTITION_WRITE_UNITS_PER_SECOND, WRITE_OPERATIONS, Nemesis, WriteRate, internal_server_error,
+                     parse_chaos, sns_error, throttled, transaction_conflict)
 
 PINNED_VERSION = "1.5.33"
 
@@ -75,6 +80,8 @@ FINGERPRINTS = {
     "app._lazy_handler": "6cfcc348de12319333bbd624b85d014cf607ecb009913996b6206122ba8650cd",
     "app.main": "aae886212adbdc544e4d253fa9ee5db1b6c690ef85b8421df796fbdc095ed4ee",
     "cloudwatch_logs._filter_log_events": "9b3d13c713b5d3cb25b0405db33ba3e5fd0fff5f7c8250c5d28e1b7d05f71b63",
+    "sns.handle_request": "a6cb34ecce860f66b656cc556ad59c8c7de1c783a30262652cdb9603164b7fdf",
+    "lambda_runtime.acquire_worker": "5017d144adb5b983050914401f482f2ad1332f4564c96903c20ab7e4defad7da",
 }
 
 TTL_REAPER_THREAD = "dynamodb-ttl-reaper"
@@ -141,6 +148,11 @@ def _logs_service():
     return cloudwatch_logs
 
 
+def _sns_service():
+    from ministack.services import sns
+    return sns
+
+
 def _apigateway():
     from ministack.services import apigateway
     return apigateway
@@ -190,6 +202,8 @@ def _relied_on():
         "app._lazy_handler": _modules()[0]._lazy_handler,
         "app.main": _modules()[0].main,
         "cloudwatch_logs._filter_log_events": _logs_service()._filter_log_events,
+        "sns.handle_request": _sns_service().handle_request,
+        "lambda_runtime.acquire_worker": lambda_runtime.acquire_worker,
     }
 
 
@@ -295,9 +309,21 @@ class TtlReaper:
     def __init__(self, interval: float):
         self.interval = interval
         self.paused = threading.Event()
+        self.lag_until = 0.0  # time.monotonic() before which a timed pause (a lag) holds it
+
+    def lag(self, seconds: float) -> None:
+        self.lag_until = max(self.lag_until, time.monotonic() + seconds)
+
+    def resume(self) -> None:
+        self.paused.clear()
+        self.lag_until = 0.0
+
+    def held(self) -> bool:
+        return self.paused.is_set() or time.monotonic() < self.lag_until
 
     def state(self) -> dict:
-        return {"paused": self.paused.is_set(), "interval_seconds": self.interval}
+        return {"paused": self.held(), "interval_seconds": self.interval,
+                "lag_seconds_left": round(max(0.0, self.lag_until - time.monotonic()), 1)}
 
 
 TTL_REAPER = TtlReaper(float(os.environ.get("TTL_REAPER_INTERVAL_SECONDS", "1")))
@@ -308,13 +334,18 @@ def _start_ttl_reaper(interval: float):
     TTL_REAPER.interval = interval
 
     async def reap_on_loop():
-        return 0 if TTL_REAPER.paused.is_set() else reap_expired_items()
+        return 0 if TTL_REAPER.held() else reap_expired_items()
 
     def loop_forever():
         while True:
             time.sleep(TTL_REAPER.interval)
             loop = app._MAIN_LOOP
-            if loop is None or TTL_REAPER.paused.is_set():
+            if loop is None or TTL_REAPER.held():
+                continue
+            firing = NEMESIS.fires("ttl-lag")
+            if firing:  # AWS's lag: nothing expires for a while, then everything due at once
+                TTL_REAPER.lag(firing[0].params["seconds"])
+                log.info("nemesis: TTL reaper lags for %ss", firing[0].params["seconds"])
                 continue
             try:
                 reaped = asyncio.run_coroutine_threadsafe(reap_on_loop(), loop).result(timeout=30)
@@ -624,6 +655,7 @@ def _install_stream_failure_semantics():
     dynamodb = _modules()[3]
     pending: dict[str, list[StreamBatch]] = {}  # mapping UUID -> ranges to deliver next, from the checkpoint on
     reports: dict[tuple[str, str], int] = {}  # (mapping UUID, sequence number) -> partial failure reports
+    delayed: dict[str, int] = {}  # mapping UUID -> the checkpoint whose batch the nemesis held back
 
     def checkpoint(esm_id: str, position: int) -> None:
         with lambda_svc._dynamodb_stream_positions_lock:
@@ -707,6 +739,13 @@ def _install_stream_failure_semantics():
             done_with(esm_id, batch, batch.end)
             return True
         name = (func_rec.get("config") or func_rec).get("FunctionName", esm["FunctionName"])
+        if delayed.pop(esm_id, None) != position:
+            firing = NEMESIS.fires("stream-delay", function=name, table={table_name})
+            if firing:  # held back once; delivered when the delay is over
+                delayed[esm_id] = position
+                lambda_svc._esm_backoff_until[esm_id] = time.time() + firing[0].params["seconds"]
+                log.info("nemesis: %s's batch from %d held back %ss", name, position, firing[0].params["seconds"])
+                return False
         result = lambda_svc._execute_function(func_rec, {"Records": delivered})
         if result.get("throttle"):  # not invoked: retried until the records expire, never counted
             retry_later(esm_id, batch)
@@ -718,11 +757,14 @@ def _install_stream_failure_semantics():
         if failed is None:
             for record in delivered if reports else ():
                 reports.pop((esm_id, record["dynamodb"].get("SequenceNumber")), None)
-            done_with(esm_id, batch, batch.end)
-            lambda_svc._esm_backoff_until.pop(esm_id, None)
             esm["LastProcessingResult"] = f"OK - {len(delivered)} records"
             if result.get("log"):
                 lambda_svc.logger.info("ESM: Lambda %s output:\n%s", name, result["log"])
+            if NEMESIS.fires("stream-duplicate", function=name, table={table_name}):
+                log.info("nemesis: %s's batch from %d will be delivered again", name, position)
+                return False  # the checkpoint stays: the next poll delivers the same records again
+            done_with(esm_id, batch, batch.end)
+            lambda_svc._esm_backoff_until.pop(esm_id, None)
             return True
         esm["LastProcessingResult"] = "FAILED"
         retries = esm.get("MaximumRetryAttempts")
@@ -880,73 +922,42 @@ def _install_metric_math_alarms():
     provisioners._cw_metric_alarm_record = record_with_metric_math
 
 
-# --- Feature 12: a fault for "applied, answer lost" -----------------------------------------------
-# On AWS a write can be applied and its answer still fail to reach the caller (a 500, a dropped
-# connection); the SDK then retries the call (DynamoDB: InternalServerError, HTTP 500, "OK to retry?
-# Yes"), and a write that is not idempotent is applied twice, e.g. an UpdateItem ADD (the DynamoDB
-# guide: atomic counters are not idempotent). TransactWriteItems is not: the SDK sends a
-# ClientRequestToken, and DynamoDB answers a retry with the same token from its first result for ten
-# minutes (MiniStack keeps that too). Armed through the control endpoint:
-#   POST /_faithful/faults {"service": "dynamodb", "operation": "UpdateItem", "table": "t", "count": 1}
-# makes the next `count` calls of that operation (on that table, if named; a transaction or batch
-# matches if any of its items names it) that succeed be applied as usual and then answered
-#   500 {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "Internal server error"}
-# in DynamoDB's JSON error shape. A call that fails anyway is answered as it is and not counted.
+# --- Feature 12: the nemesis: AWS's rarer failures, on cue or at a rate ---------------------------
+# The fault table and the error bodies are in nemesis.py; here is where each fault strikes. Each is a
+# thing AWS does (../docs/CHAOS.md, "The faults", has the sources):
+#  - applied-answer-lost: a DynamoDB write is applied and its answer lost: 500 InternalServerError,
+#    which the SDKs retry ("OK to retry? Yes"), so a write that is not idempotent (an UpdateItem ADD)
+#    is applied twice. A TransactWriteItems retry carries the same ClientRequestToken, which DynamoDB
+#    (and MiniStack) answers from the first result: applied once. Only a call that succeeded is hit.
+#    With answer=timeout the answer comes only after `seconds`: a caller whose attempt timeout is
+#    shorter (the product's is 2 s) gives up and retries, as after an answer lost on the way.
+#  - conflict: TransactWriteItems cancelled, 400 TransactionCanceledException, the item another request
+#    holds saying TransactionConflict, the rest None; nothing applied. AWS does this when a concurrent
+#    transaction or write holds an item. MiniStack runs requests one at a time, so with window_ms the
+#    fault fires only when another connection wrote one of the items that many ms before ("concurrent");
+#    without, at its rate on any transaction.
+#  - throttle: 400 ThrottlingException (on-demand tables, a hot partition) or
+#    ProvisionedThroughputExceededException, not applied; the SDKs retry both with backoff.
+#  - hot-key: writes to one partition key (or item) above AWS's 1,000 WCU/s per partition times
+#    `scale` (default 0.01: 10 units/s) are refused as an on-demand table refuses them:
+#    ThrottlingException, reason TableWriteKeyRangeThroughputExceeded. A write is 1 unit per item, 2 in
+#    a transaction (AWS: per KB, twice for transactions; item size is not counted here).
+#  - kill: after the first write of an invocation succeeds, the function's process that sent it is
+#    SIGKILLed (a crash mid-invocation: API Gateway answers a 5xx, a stream batch is retried). The caller
+#    is found by its TCP connection: the client port of the request -> the socket's inode in
+#    /proc/net/tcp -> the function process holding it.
+#  - sns-publish: SNS Publish refused, nothing delivered: 500 InternalError or 400 Throttling "Rate
+#    exceeded", in SNS's query (XML) error shape; the SDKs retry both.
+#  - stream-duplicate: a stream batch the function handled is delivered again from the same checkpoint
+#    (Lambda's event source mappings deliver at least once).
+#  - stream-delay: a stream batch is held back `seconds` before its delivery (iterator age grows).
+#  - ttl-lag: at a reaper pass the TTL reaper stops for `seconds` (AWS: expired items are typically
+#    deleted within days), then catches up with one pass over everything expired.
+# Armed from the start by FAITHFUL_CHAOS (and FAITHFUL_CHAOS_SEED) or at run time by /_faithful/chaos.
 
-DYNAMODB_INTERNAL_ERROR = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                                      "message": "Internal server error"}, separators=(",", ":")).encode()
-FAULT_KINDS = ("applied-answer-lost",)
-
-
-class Faults:
-    """The armed faults; the control endpoint and the service handlers both run on the event loop."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.armed: list[dict] = []
-
-    def arm(self, spec: dict) -> dict:
-        kind = spec.get("kind", "applied-answer-lost")
-        service, operation, table = spec.get("service"), spec.get("operation"), spec.get("table")
-        count = spec.get("count", 1)
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"kind must be one of {list(FAULT_KINDS)}")
-        if service != "dynamodb":
-            raise ValueError('service must be "dynamodb"')
-        if not isinstance(operation, str) or not operation:
-            raise ValueError("operation must name a DynamoDB operation, e.g. UpdateItem")
-        if table is not None and (not isinstance(table, str) or not table):
-            raise ValueError("table, if given, must be a table name")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise ValueError("count must be a whole number from 1")
-        fault = {"id": str(uuid.uuid4()), "kind": kind, "service": service, "operation": operation,
-                 "table": table, "count": count, "remaining": count}
-        with self.lock:
-            self.armed.append(fault)
-        log.info("fault armed: %s", fault)
-        return dict(fault)
-
-    def take(self, service: str, operation: str, tables: set[str]) -> dict | None:
-        """The first armed fault matching this call, counted down; None if none matches."""
-        with self.lock:
-            for fault in self.armed:
-                if (fault["remaining"] > 0 and fault["service"] == service and fault["operation"] == operation
-                        and (fault["table"] is None or fault["table"] in tables)):
-                    fault["remaining"] -= 1
-                    return dict(fault)
-        return None
-
-    def listed(self) -> list[dict]:
-        with self.lock:
-            return [dict(f) for f in self.armed]
-
-    def clear(self) -> int:
-        with self.lock:
-            cleared, self.armed = len(self.armed), []
-        return cleared
-
-
-FAULTS = Faults()
+NEMESIS = Nemesis(os.environ.get("FAITHFUL_CHAOS_SEED") or None)
+# The caller of the request being handled: ((client host, client port), server port).
+_caller = contextvars.ContextVar("caller", default=None)
 
 
 def _table_name(name) -> str | None:
@@ -965,74 +976,280 @@ def dynamodb_request_tables(data: dict) -> set[str]:
     return {t for t in map(_table_name, names) if t}
 
 
-def _install_faults():
+def written_items(operation: str, data: dict) -> list[tuple[tuple | None, int]]:
+    """((table, partition key, sort key) or None if unknown, write units) of each item a write names,
+    in request order (a transaction's entries by index; a ConditionCheck writes 0 units)."""
+    dynamodb = _modules()[3]
+    named: list[tuple[object, object, int]] = []  # (table, key or item attributes, units)
+    if operation == "PutItem":
+        named.append((data.get("TableName"), data.get("Item"), 1))
+    elif operation in ("UpdateItem", "DeleteItem"):
+        named.append((data.get("TableName"), data.get("Key"), 1))
+    elif operation == "TransactWriteItems":
+        for entry in data.get("TransactItems") or []:
+            action, op = next(iter(entry.items()), (None, {})) if isinstance(entry, dict) else (None, {})
+            op = op if isinstance(op, dict) else {}
+            named.append((op.get("TableName"), op.get("Key") or op.get("Item"), 0 if action == "ConditionCheck" else 2))
+    elif operation == "BatchWriteItem":
+        for table_name, requests in (data.get("RequestItems") or {}).items():
+            for request in requests if isinstance(requests, list) else []:
+                request = request if isinstance(request, dict) else {}
+                attributes = (request.get("PutRequest") or {}).get("Item") or (request.get("DeleteRequest") or {}).get("Key")
+                named.append((table_name, attributes, 1))
+    items = []
+    for table_name, attributes, units in named:
+        name = _table_name(table_name)
+        table = dynamodb._tables.get(name) if name else None
+        if not table or not isinstance(attributes, dict):
+            items.append((None, units))
+            continue
+        sort_key = json.dumps(attributes.get(table["sk_name"]), sort_keys=True) if table["sk_name"] else ""
+        items.append(((name, json.dumps(attributes.get(table["pk_name"]), sort_keys=True), sort_key), units))
+    return items
+
+
+class Contention:
+    """When each item was last written, and by which connection: what a conflict window looks at."""
+
+    def __init__(self):
+        self.touched: dict[tuple, tuple[float, object]] = {}
+
+    def record(self, items, caller) -> None:
+        now = time.monotonic()
+        if len(self.touched) > 100_000:  # forget what no window can reach
+            self.touched = {key: touch for key, touch in self.touched.items() if now - touch[0] < 60}
+        for key, _ in items:
+            if key is not None:
+                self.touched[key] = (now, caller)
+
+    def contended(self, items, caller, window: float) -> int | None:
+        """The index of the first item another connection wrote within `window` seconds, if any."""
+        now = time.monotonic()
+        for index, (key, _) in enumerate(items):
+            touch = self.touched.get(key)
+            if touch is not None and touch[1] != caller and now - touch[0] <= window:
+                return index
+        return None
+
+
+CONTENTION = Contention()
+DYNAMODB_KINDS = ("throttle", "hot-key", "conflict", "kill", "applied-answer-lost")
+HOT_KEY_RATES: dict[str, WriteRate] = {}  # fault id -> its buckets
+
+
+def _table_arn(tables: set[str]) -> str:
+    dynamodb = _modules()[3]
+    table = dynamodb._tables.get(min(tables)) if tables else None
+    return table["TableArn"] if table else ""
+
+
+def _refusal(operation: str, data: dict, tables: set[str], caller):
+    """The answer of a fault that refuses this DynamoDB call before it is applied, or None."""
+    write = operation in WRITE_OPERATIONS
+    firing = NEMESIS.fires("throttle", operation=operation, table=tables)
+    if firing:
+        return throttled(firing[0].params["error"], _table_arn(tables), write, key_range=False)
+    if not write:
+        return None
+    items = written_items(operation, data)
+
+    def over_rate(fault):
+        per_item = fault.params["per"] == "item"
+        units: dict[tuple, int] = {}
+        for key, count in items:
+            if key is not None and count:
+                key = key if per_item else key[:2]
+                units[key] = units.get(key, 0) + count
+        rate = HOT_KEY_RATES.setdefault(fault.id, WriteRate())
+        return rate.admit(units, PARTITION_WRITE_UNITS_PER_SECOND * fault.params["scale"])
+
+    firing = NEMESIS.fires("hot-key", when=over_rate, table=tables)
+    if firing:
+        return throttled("ThrottlingException", _table_arn({firing[1][0]}), True, key_range=True)
+    if operation != "TransactWriteItems" or not items:
+        return None
+
+    def conflicting_item(fault):
+        window = fault.params["window_ms"] / 1000
+        if window == 0:
+            return fault.random.randrange(len(items))
+        return CONTENTION.contended(items, caller, window)
+
+    firing = NEMESIS.fires("conflict", when=conflicting_item, table=tables)
+    if firing:
+        return transaction_conflict(len(items), firing[1])
+    return None
+
+
+def _function_process(caller):
+    """(worker, pid) of the function process whose connection sent the request being handled, or None."""
+    lambda_runtime = _modules()[1]
+    (_, client_port), server_port = caller
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as sockets:
+                next(sockets)
+                for line in sockets:
+                    fields = line.split()
+                    if (int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16)) == (client_port, server_port):
+                        inode = f"socket:[{fields[9]}]"
+                        break
+        except OSError:
+            continue
+        if inode:
+            break
+    if inode is None:
+        return None
+    with lambda_runtime._lock:
+        workers = [worker for pool in lambda_runtime._workers.values() for worker in pool]
+    for worker in workers:
+        process = getattr(worker, "_proc", None)
+        if process is None or process.poll() is not None:
+            continue
+        try:
+            descriptors = os.listdir(f"/proc/{process.pid}/fd")
+        except OSError:
+            continue
+        for fd in descriptors:
+            try:
+                if os.readlink(f"/proc/{process.pid}/fd/{fd}") == inode:
+                    return worker, process.pid
+            except OSError:
+                continue
+    return None
+
+
+_first_writes_seen: dict[int, str] = {}  # function pid -> the invocation whose first write was looked at
+
+
+def _kill_after_first_write(operation: str, tables: set[str], caller) -> None:
+    found = _function_process(caller) if caller else None
+    if found is None:
+        return
+    worker, pid = found
+    invocation = worker._current_request_id
+    if invocation is None or _first_writes_seen.get(pid) == invocation:
+        return
+    _first_writes_seen[pid] = invocation
+    if NEMESIS.fires("kill", function=worker.func_name, table=tables, operation=operation):
+        log.info("nemesis: killed %s (pid %d) after its invocation's first write (%s)", worker.func_name, pid, operation)
+        os.kill(pid, signal.SIGKILL)
+
+
+def _install_nemesis():
     dynamodb = _modules()[3]
     handle = dynamodb.handle_request
 
-    async def handle_with_faults(method, path, headers, body, query_params):
-        response = await handle(method, path, headers, body, query_params)
-        if not FAULTS.armed or not 200 <= response[0] < 300:
-            return response
+    async def handle_with_nemesis(method, path, headers, body, query_params):
+        if not any(NEMESIS.active(kind) for kind in DYNAMODB_KINDS):
+            return await handle(method, path, headers, body, query_params)
         operation = headers.get("x-amz-target", "").rsplit(".", 1)[-1]
         try:
             data = json.loads(body) if body else {}
         except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return await handle(method, path, headers, body, query_params)
+        tables, caller = dynamodb_request_tables(data), _caller.get()
+        refused = _refusal(operation, data, tables, caller)
+        if refused is not None:
+            log.info("nemesis: %s on %s refused: %s", operation, sorted(tables), json.loads(refused[2])["__type"])
+            return refused
+        response = await handle(method, path, headers, body, query_params)
+        if not 200 <= response[0] < 300 or operation not in WRITE_OPERATIONS:
             return response
-        fault = FAULTS.take("dynamodb", operation, dynamodb_request_tables(data if isinstance(data, dict) else {}))
-        if fault is None:
-            return response
-        log.info("fault %s: %s applied, answered 500 InternalServerError (%d left)",
-                 fault["id"], operation, fault["remaining"])
-        return 500, {"Content-Type": "application/x-amz-json-1.0",
-                     "x-amzn-RequestId": str(uuid.uuid4()),
-                     "x-amz-crc32": str(zlib.crc32(DYNAMODB_INTERNAL_ERROR) & 0xFFFFFFFF)}, DYNAMODB_INTERNAL_ERROR
+        if any(f.kind == "conflict" and f.params["window_ms"] for f in NEMESIS.faults):
+            CONTENTION.record(written_items(operation, data), caller)
+        if NEMESIS.active("kill"):
+            _kill_after_first_write(operation, tables, caller)
+        firing = NEMESIS.fires("applied-answer-lost", service="dynamodb", operation=operation, table=tables)
+        if firing and firing[0].params["answer"] == "timeout":
+            log.info("nemesis: %s on %s applied, answered after %ss", operation, sorted(tables), firing[0].params["seconds"])
+            await asyncio.sleep(firing[0].params["seconds"])  # other requests go on meanwhile
+        elif firing:
+            log.info("nemesis: %s on %s applied, answered 500 InternalServerError", operation, sorted(tables))
+            return internal_server_error()
+        return response
 
-    dynamodb.handle_request = handle_with_faults
+    dynamodb.handle_request = handle_with_nemesis
+
+    sns = _sns_service()
+    handle_sns = sns.handle_request
+
+    async def handle_sns_with_nemesis(method, path, headers, body, query_params):
+        if NEMESIS.active("sns-publish"):
+            params = {**{k: v if isinstance(v, str) else v[0] for k, v in query_params.items()},
+                      **{k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}}
+            firing = params.get("Action") == "Publish" and NEMESIS.fires("sns-publish", topic=params.get("TopicArn"))
+            if firing:
+                log.info("nemesis: SNS Publish to %s refused: %s", params.get("TopicArn"), firing[0].params["error"])
+                return sns_error(firing[0].params["error"])
+        return await handle_sns(method, path, headers, body, query_params)
+
+    sns.handle_request = handle_sns_with_nemesis
 
 
 # --- The control endpoint: /_faithful/... on MiniStack's own port --------------------------------
-#   GET    /_faithful               the TTL reaper's state and the armed faults
-#   GET    /_faithful/ttl           {"paused", "interval_seconds"}
-#   POST   /_faithful/ttl/pause     stop deleting expired items (as AWS may for hours)
-#   POST   /_faithful/ttl/resume    start again
+#   GET    /_faithful               the TTL reaper's state and the nemesis's faults
+#   GET    /_faithful/ttl           {"paused", "interval_seconds", "lag_seconds_left"}
+#   POST   /_faithful/ttl/pause     stop deleting expired items (as AWS may for hours); with a body
+#                                   {"seconds": n}, only for n seconds, then catch up
+#   POST   /_faithful/ttl/resume    start again (ends a timed pause too)
 #   POST   /_faithful/ttl/reap      one pass now, paused or not: {"reaped": n}
-#   GET    /_faithful/faults        the armed faults, with what remains of each
-#   POST   /_faithful/faults        arm one (Feature 12): 201 the fault
-#   DELETE /_faithful/faults        disarm all: {"cleared": n}
+#   GET    /_faithful/chaos         {"seed", "faults": [each spec with its id, "seen", "fired", "remaining"]}
+#   POST   /_faithful/chaos         arm one spec (201: the fault) or a list of them (201: {"faults": [...]})
+#   DELETE /_faithful/chaos         disarm all: {"cleared": n}
 # Not AWS: a local test's way to make AWS's rarer behaviours happen on cue. The launcher serves it by
 # wrapping MiniStack's ASGI app, which MiniStack's main() serves by its module-level name.
 
 CONTROL_PREFIX = "/_faithful"
 
 
+def _json_body(body: bytes, *, default=None):
+    try:
+        return json.loads(body) if body else default
+    except ValueError as err:
+        raise ValueError(f"the body is not JSON: {err}") from None
+
+
 def control(method: str, path: str, body: bytes) -> tuple[int, dict]:
     route = path.rstrip("/")[len(CONTROL_PREFIX):] or "/"
-    if (method, route) == ("GET", "/"):
-        return 200, {"ttl": TTL_REAPER.state(), "faults": FAULTS.listed()}
-    if (method, route) == ("GET", "/ttl"):
-        return 200, TTL_REAPER.state()
-    if (method, route) == ("POST", "/ttl/pause"):
-        TTL_REAPER.paused.set()
-        log.info("TTL reaper paused")
-        return 200, TTL_REAPER.state()
-    if (method, route) == ("POST", "/ttl/resume"):
-        TTL_REAPER.paused.clear()
-        log.info("TTL reaper resumed")
-        return 200, TTL_REAPER.state()
-    if (method, route) == ("POST", "/ttl/reap"):
-        return 200, {"reaped": reap_expired_items()}
-    if (method, route) == ("GET", "/faults"):
-        return 200, {"faults": FAULTS.listed()}
-    if (method, route) == ("DELETE", "/faults"):
-        return 200, {"cleared": FAULTS.clear()}
-    if (method, route) == ("POST", "/faults"):
-        try:
-            spec = json.loads(body or b"{}")
-            if not isinstance(spec, dict):
-                raise ValueError("the body must be a JSON object")
-            return 201, FAULTS.arm(spec)
-        except ValueError as err:
-            return 400, {"message": str(err)}
+    try:
+        if (method, route) == ("GET", "/"):
+            return 200, {"ttl": TTL_REAPER.state(), "chaos": NEMESIS.listed()}
+        if (method, route) == ("GET", "/ttl"):
+            return 200, TTL_REAPER.state()
+        if (method, route) == ("POST", "/ttl/pause"):
+            options = _json_body(body, default={})
+            if not isinstance(options, dict):
+                raise ValueError('the body, if any, must be {"seconds": n}')
+            seconds = options.get("seconds")
+            if seconds is None:
+                TTL_REAPER.paused.set()
+            elif isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < 86400:
+                raise ValueError("seconds must be a number above 0 and below a day")
+            else:
+                TTL_REAPER.lag(seconds)
+            log.info("TTL reaper paused%s", f" for {seconds}s" if seconds else "")
+            return 200, TTL_REAPER.state()
+        if (method, route) == ("POST", "/ttl/resume"):
+            TTL_REAPER.resume()
+            log.info("TTL reaper resumed")
+            return 200, TTL_REAPER.state()
+        if (method, route) == ("POST", "/ttl/reap"):
+            return 200, {"reaped": reap_expired_items()}
+        if (method, route) == ("GET", "/chaos"):
+            return 200, NEMESIS.listed()
+        if (method, route) == ("DELETE", "/chaos"):
+            return 200, {"cleared": NEMESIS.clear()}
+        if (method, route) == ("POST", "/chaos"):
+            specs = _json_body(body)
+            if isinstance(specs, list):
+                return 201, {"faults": NEMESIS.arm_all(specs)}
+            return 201, NEMESIS.arm(specs)
+    except ValueError as err:
+        return 400, {"message": str(err)}
     return 404, {"message": f"no control route {method} {path}"}
 
 
@@ -1096,6 +1313,8 @@ def _install_control_endpoint():
     async def app_with_control(scope, receive, send):
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if path != CONTROL_PREFIX and not path.startswith(CONTROL_PREFIX + "/"):
+            if scope["type"] == "http" and scope.get("client") and scope.get("server"):
+                _caller.set((tuple(scope["client"]), scope["server"][1]))  # for the nemesis's kill
             return await serve(scope, receive, send)
         body, more = b"", True
         while more:
@@ -1122,6 +1341,10 @@ def main():
         print(f"ministack {PINNED_VERSION}: every fidelity fix applies")
         return
     interval = float(os.environ.get("TTL_REAPER_INTERVAL_SECONDS", "1"))
+    try:
+        armed = NEMESIS.arm_all(parse_chaos(os.environ.get("FAITHFUL_CHAOS", "")))
+    except ValueError as err:
+        raise SystemExit(f"ministack_faithful: FAITHFUL_CHAOS: {err}") from None
     _install_ttl_stream_identity()
     _install_streams_api_identity_shape()
     _install_template_ttl()
@@ -1131,11 +1354,13 @@ def main():
     _install_stream_failure_semantics()
     _install_http_api_cors_and_throttling()
     _install_metric_math_alarms()
-    _install_faults()
+    _install_nemesis()
     _install_filter_log_events_pages()
     _install_control_endpoint()
     _start_ttl_reaper(interval)
     log.info("fidelity fixes applied (TTL reaper every %.1fs; control endpoint %s)", interval, CONTROL_PREFIX)
+    if armed:
+        log.info("nemesis armed (seed %s): %s", NEMESIS.seed, json.dumps(armed))
     from ministack.app import main as ministack_main
     sys.argv = sys.argv[:1]
     ministack_main()

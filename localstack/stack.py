@@ -1,6 +1,6 @@
 """Bring the inventory stack up on a local AWS, and down again.
 
-    python -m localstack.stack up    [--state-dir .local] [--port 4566]
+    python -m localstack.stack up    [--state-dir .local] [--port 4566] [--chaos SPEC] [--chaos-seed SEED]
     python -m localstack.stack down  [--state-dir .local]
     python -m localstack.stack token admin|shopper   (prints an access token for a demo user)
     python -m localstack.stack publish-frontend --stack-name NAME   (on AWS, after sam deploy)
@@ -9,6 +9,8 @@
 already running, e.g. a LocalStack), packages the release binaries built by cargo, deploys
 template.yaml with CloudFormation, seeds the demo catalogue and writes <state-dir>/stack.json.
 Running it again updates the stack in place. The integration tests use the same functions.
+--chaos arms the local AWS's nemesis (docs/CHAOS.md, "The faults"; the format is in nemesis.py), e.g.
+--chaos "conflict:0.05,throttle:0.02"; --chaos-seed replays a run's dice.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -65,12 +68,16 @@ def healthy(endpoint: str) -> bool:
         return False
 
 
-def start_ministack(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0) -> str:
-    """Starts MiniStack (with fidelity fixes) on 127.0.0.1:port in the background; returns its endpoint."""
+def start_ministack(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, chaos: str = "",
+                    chaos_seed: str = "") -> str:
+    """Starts MiniStack (with fidelity fixes) on 127.0.0.1:port in the background; returns its endpoint.
+    `chaos` arms the launcher's nemesis (FAITHFUL_CHAOS), on a running one through its control endpoint."""
     endpoint = f"http://127.0.0.1:{port}"
     pid_file = state_dir / "ministack.pid"
     if healthy(endpoint):
         if pid_file.exists():
+            if chaos:
+                arm_chaos(endpoint, chaos)
             return endpoint
         raise SystemExit(f"port {port} is taken by something this tool did not start; stop it or pick --port")
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +92,11 @@ def start_ministack(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0
         # MiniStack's IoT broker would take port 8883 on every interface; two stacks would collide.
         "IOT_MTLS_ENABLED": "0",
     }
+    if chaos:  # else FAITHFUL_CHAOS, if set, passes through from this environment
+        chaos_specs(chaos)  # a bad setting stops here, not in the launcher's log
+        env["FAITHFUL_CHAOS"] = chaos
+    if chaos_seed:
+        env["FAITHFUL_CHAOS_SEED"] = chaos_seed
     log = open(state_dir / "ministack.log", "ab")
     process = subprocess.Popen([sys.executable, str(LAUNCHER)], env=env, stdout=log, stderr=subprocess.STDOUT,
                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=state_dir)
@@ -97,6 +109,29 @@ def start_ministack(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0
             raise SystemExit(f"MiniStack not healthy after 30 s; see {state_dir / 'ministack.log'}")
         time.sleep(0.1)
     return endpoint
+
+
+def chaos_specs(chaos: str) -> list[dict]:
+    """The fault specs of a --chaos setting (the launcher's FAITHFUL_CHAOS format), checked."""
+    from localstack.nemesis import parse_chaos, validated
+    try:
+        specs = parse_chaos(chaos)
+        for spec in specs:
+            validated(spec)
+    except ValueError as err:
+        raise SystemExit(f"--chaos: {err}") from None
+    return specs
+
+
+def arm_chaos(endpoint: str, chaos: str) -> None:
+    """Arms the nemesis of a launcher already running (POST /_faithful/chaos)."""
+    specs = chaos_specs(chaos)
+    request = urllib.request.Request(f"{endpoint}/_faithful/chaos", data=json.dumps(specs).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        urllib.request.urlopen(request, timeout=10).close()
+    except urllib.error.HTTPError as err:
+        raise SystemExit(f"--chaos: {err.read().decode()}") from None
 
 
 def stop_ministack(state_dir: Path) -> bool:
@@ -307,16 +342,18 @@ def ensure_demo_users(cognito, pool_id: str, previous: dict) -> dict:
 
 
 def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_seconds: int = 900,
-       backstop_schedule: str = "rate(1 minute)") -> dict:
+       backstop_schedule: str = "rate(1 minute)", chaos: str = "", chaos_seed: str = "") -> dict:
     """The whole bring-up; returns what it writes to <state-dir>/stack.json."""
     started = time.monotonic()
     external = os.environ.get("AWS_ENDPOINT_URL")
     if external:
         endpoint = external.rstrip("/")
         step(f"using the local AWS at {endpoint} (AWS_ENDPOINT_URL)")
+        if chaos:
+            arm_chaos(endpoint, chaos)
     else:
         step(f"starting MiniStack with fidelity fixes on 127.0.0.1:{port}")
-        endpoint = start_ministack(state_dir, port, ttl_reaper_interval)
+        endpoint = start_ministack(state_dir, port, ttl_reaper_interval, chaos, chaos_seed)
     client = clients(endpoint)
     step("packaging functions")
     template = package(load_template(), client("s3"))
@@ -427,13 +464,15 @@ def main():
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "4566")))
     parser.add_argument("--stack-name", default=STACK_NAME, help="publish-frontend: the deployed stack on AWS")
+    parser.add_argument("--chaos", default="", help="up: faults for the local AWS's nemesis (docs/CHAOS.md)")
+    parser.add_argument("--chaos-seed", default="", help="up: the nemesis's seed, to replay a run")
     args = parser.parse_args()
     if args.command == "publish-frontend":
         publish_to_aws(args.stack_name)
         return
     if args.command == "up":
         stack = up(args.state_dir, args.port, float(os.environ.get("TTL_REAPER_INTERVAL_SECONDS", "1")),
-                   int(os.environ.get("HOLD_SECONDS", "900")))
+                   int(os.environ.get("HOLD_SECONDS", "900")), chaos=args.chaos, chaos_seed=args.chaos_seed)
         print_welcome(stack, args.state_dir)
     elif args.command == "token":
         print(Stack(json.loads((args.state_dir / "stack.json").read_text())).token(args.role))

@@ -1,0 +1,1 @@
+"""The chaos checker: history recorder, sequential model, linearizability checker, workload (docs/CHAOS.md)."""

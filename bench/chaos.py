@@ -71,7 +71,7 @@ def table(runs: list[workload.Run], started: datetime, seconds: float) -> str:
         lines.append(f"| {r.label} | `{r.seed}` | {s['operations']:,} | {s['definite']:,} | {s['unknown']} | "
                      f"{s['throttled (429)']} | {fired} | {s['expired by ttl']} / {s['expired by backstop']} | "
                      f"{s['alerts']} | {r.violations} | {recovered_by(r)} |")
-    lines += ["", "Replay a run: `python bench/chaos.py --faults <fault> --seed <seed>` (the workload's choices "
+    lines += ["", "Replay a run: `make chaos FAULTS=<fault> SEED=<seed>` (the workload's choices "
               "and the nemesis's dice come from the seed; thread timing still varies)."]
     return "\n".join(lines)
 

@@ -85,20 +85,20 @@ token: venv
 lint: venv
 	@echo "==> lint: rustfmt, clippy, cfn-lint, MiniStack fidelity fingerprints"
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
 	$(PY) localstack/ministack_faithful.py --check
 
-# Lint and unit tests in the dev profile: its build of the dependencies takes about half a release
-# build (the tests' dev-dependency features make it a build of its own either way), and it shares
-# proc macros and build scripts with the lint. The release build is the one the integration tests deploy.
+# Unit tests in the release profile: the tests' dev-dependency features make their build of the SDK
+# one of its own either way, and the benchmarks' criterion build (bench-smoke) has the same features
+# and reuses it; a dev-profile unit build would be one more build of the SDK.
 unit:
 	@echo "==> unit tests (use cases through the in-memory store, domain rules, SDK error mapping)"
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --release --workspace --locked
 
 integration: venv build-all frontend chromium
 	@echo "==> integration, scenario and browser tests: own MiniStack on a free port, own stack, stopped at the end"
-	$(PY) -m pytest tests -p no:cacheprovider
+	$(PY) -m pytest tests -p no:cacheprovider --durations=25
 
 # Benchmarks: a stack of their own; `bench` rewrites docs/BENCHMARKS.md, the smoke run only checks they work.
 bench: venv build-all frontend

@@ -115,7 +115,8 @@ class Stack:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return [{"reservation_id": i["reservation_id"]["S"], "warehouse_id": i["warehouse_id"]["S"],
-                 "quantity": int(i["quantity"]["N"]), "state": i["state"]["S"]} for i in items]
+                 "quantity": int(i["quantity"]["N"]), "state": i["state"]["S"], "cart": i.get("cart", {}).get("S"),
+                 "expires_at": int(i["expires_at"]["N"])} for i in items]
 
     def assert_reconciled(self, product: str, settle: float = 0) -> dict:
         """Invariant 2: per warehouse, reserved = Σ ACTIVE holds and available = stock − reserved.

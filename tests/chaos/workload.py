@@ -322,7 +322,7 @@ def finish(stack: Stack, tokens: dict, inbox: AlertInbox, result: Run, products:
     hold_seconds = stack.description.get("hold_seconds", 10)
     reserves = [op for op in history.ops if op.kind == "reserve"]
     trails = {product: audit_trail(stack, product) for product in products}
-    holds = {product: product_holds(stack, product) for product in products}
+    holds = {product: stack.reservations(product) for product in products}
     # When each lapsed hold's units came back at the latest: its audit entry's time is its writer's start
     # (whole seconds), and the writer's write landed before its function's timeout.
     returned = {e["reservation_id"]: parse_time(e["time"]) + 1 + WRITER_TIMEOUT.get(e.get("actor"), CLIENT_TIMEOUT)
@@ -372,22 +372,6 @@ def finish(stack: Stack, tokens: dict, inbox: AlertInbox, result: Run, products:
     stats["throttled (429)"] = sum(op.status == 429 for op in ops)
     history.meta["finals"] = result.finals  # so a saved history is checked again in full (python -m bench.chaos --check)
     result.verdicts = check_history(history, result.finals)
-
-
-def product_holds(stack: Stack, product: str) -> list[dict]:
-    """Every hold of the product in the reservations table (a test-only scan)."""
-    items, kwargs = [], {}
-    while True:
-        page = stack.dynamodb.scan(TableName=stack.description["reservations_table"], ConsistentRead=True,
-                                   FilterExpression="product_id = :p",
-                                   ExpressionAttributeValues={":p": {"S": product}}, **kwargs)
-        items += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return [{"reservation_id": i["reservation_id"]["S"], "warehouse_id": i["warehouse_id"]["S"],
-             "quantity": int(i["quantity"]["N"]), "state": i["state"]["S"], "cart": i.get("cart", {}).get("S"),
-             "expires_at": int(i["expires_at"]["N"])} for i in items]
 
 
 # Each fault of the nemesis (docs/CHAOS.md, "The faults") at a rate the workload feels; "all" arms every one.

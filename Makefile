@@ -96,7 +96,9 @@ unit:
 	@echo "==> unit tests (use cases through the in-memory store, domain rules, SDK error mapping)"
 	$(CARGO) test --release --workspace --locked
 
-integration: venv build-all frontend chromium
+# Chromium's apt install and npm wait on the network while cargo builds: side by side, as in `up`.
+integration:
+	@$(MAKE) --no-print-directory -j3 venv build-all frontend chromium
 	@echo "==> integration, scenario and browser tests: own MiniStack on a free port, own stack, stopped at the end"
 	$(PY) -m pytest tests -p no:cacheprovider --durations=25
 

@@ -105,15 +105,10 @@ class Stack:
 
     def reservations(self, product: str) -> list[dict]:
         """Every hold of a product, read straight from the table (a test-only scan)."""
-        items, kwargs = [], {}
-        while True:
-            page = self.dynamodb.scan(TableName=self.description["reservations_table"], ConsistentRead=True,
-                                      FilterExpression="product_id = :p",
-                                      ExpressionAttributeValues={":p": {"S": product}}, **kwargs)
-            items += page["Items"]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.description["reservations_table"], ConsistentRead=True, FilterExpression="product_id = :p",
+            ExpressionAttributeValues={":p": {"S": product}})
+        items = [item for page in pages for item in page["Items"]]
         return [{"reservation_id": i["reservation_id"]["S"], "warehouse_id": i["warehouse_id"]["S"],
                  "quantity": int(i["quantity"]["N"]), "state": i["state"]["S"], "cart": i.get("cart", {}).get("S"),
                  "expires_at": int(i["expires_at"]["N"])} for i in items]

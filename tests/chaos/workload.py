@@ -286,15 +286,10 @@ def settle(stack: Stack, history: History, products: list[str], stats: Counter):
 
 def audit_trail(stack: Stack, product: str, token: str | None = None) -> list[dict]:
     """The product's audit entries straight from the history table (oldest first)."""
-    items, kwargs = [], {}
-    while True:
-        page = stack.dynamodb.query(TableName=stack.description["history_table"], ConsistentRead=True,
-                                    KeyConditionExpression="product_id = :p",
-                                    ExpressionAttributeValues={":p": {"S": product}}, **kwargs)
-        items += page["Items"]
-        if "LastEvaluatedKey" not in page:
-            return [plain(item) for item in items]
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    pages = stack.dynamodb.get_paginator("query").paginate(
+        TableName=stack.description["history_table"], ConsistentRead=True, KeyConditionExpression="product_id = :p",
+        ExpressionAttributeValues={":p": {"S": product}})
+    return [plain(item) for page in pages for item in page["Items"]]
 
 
 def plain(item: dict):

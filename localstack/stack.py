@@ -341,8 +341,15 @@ def ensure_demo_users(cognito, pool_id: str, previous: dict) -> dict:
     return users
 
 
+# make up's quiet period after an alert (the template's AlertQuietSeconds; 15 minutes by default on
+# AWS): a minute, so a tester sees damping fold a churning cart's crossings and the backstop send
+# the one alert that says where the item stands (localstack/scenarios/low_stock_alert.py).
+LOCAL_ALERT_QUIET_SECONDS = 60
+
+
 def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_seconds: int = 900,
-       backstop_schedule: str = "rate(1 minute)", chaos: str = "", chaos_seed: str = "") -> dict:
+       backstop_schedule: str = "rate(1 minute)", chaos: str = "", chaos_seed: str = "",
+       alert_quiet_seconds: int = LOCAL_ALERT_QUIET_SECONDS) -> dict:
     """The whole bring-up; returns what it writes to <state-dir>/stack.json."""
     started = time.monotonic()
     external = os.environ.get("AWS_ENDPOINT_URL")
@@ -362,7 +369,8 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
     origin = local_frontend_origin(endpoint, frontend_bucket(STACK_NAME, account, REGION))
     outputs = deploy(client("cloudformation"), template, {
         "Architecture": "x86_64", "HoldSeconds": str(hold_seconds), "CreateLocalAlertsQueue": "true",
-        "BackstopSchedule": backstop_schedule, "FrontendOrigin": origin})
+        "BackstopSchedule": backstop_schedule, "FrontendOrigin": origin,
+        "AlertQuietSeconds": str(alert_quiet_seconds)})
     step("seeding the demo catalogue and demo users")
     catalogue = seed(client("dynamodb"), outputs["StockTableName"])
     stack_file = state_dir / "stack.json"
@@ -391,6 +399,7 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "user_pool_id": outputs["UserPoolId"],
         "user_pool_client_id": outputs["UserPoolClientId"],
         "hold_seconds": int(outputs["HoldSeconds"]),
+        "alert_quiet_seconds": int(outputs["AlertQuietSeconds"]),
         "alerts_topic_arn": outputs["AlertsTopicArn"],
         "alerts_queue_url": outputs["LocalAlertsQueueUrl"],
         "stream_failures_queue_url": outputs["StreamFailuresQueueUrl"],
@@ -425,6 +434,7 @@ Inventory stack is up.
   Demo admin:   {users['admin']['username']} / {users['admin']['password']}
   Demo shopper: {users['shopper']['username']} / {users['shopper']['password']}
   Holds last:   {stack['hold_seconds']} s
+  Alerts quiet: {stack['alert_quiet_seconds']} s after each low-stock alert (AWS default: 900 s)
 
 Try:
   curl -s {api}/inventory/{product}

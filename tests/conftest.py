@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from localstack import stack as stack_tool
-from tests.support import CONTRACT, TEST_HOLD_SECONDS, AlertInbox, Stack, unique_id
+from tests.support import CONTRACT, TEST_ALERT_QUIET_SECONDS, TEST_HOLD_SECONDS, AlertInbox, Stack, unique_id
 
 
 def free_port() -> int:
@@ -37,7 +37,7 @@ def stack() -> Stack:
     try:
         # The backstop runs when a test invokes it, so its reports are the test's own.
         description = stack_tool.up(state_dir, free_port(), ttl_reaper_interval=1.0, hold_seconds=TEST_HOLD_SECONDS,
-                                    backstop_schedule="rate(1 day)")
+                                    backstop_schedule="rate(1 day)", alert_quiet_seconds=TEST_ALERT_QUIET_SECONDS)
         yield Stack(description, state_dir)
     finally:
         stack_tool.stop_ministack(state_dir)

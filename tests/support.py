@@ -14,6 +14,9 @@ from localstack.stack import ROOT, expanded_template
 
 # The test stack's hold length: short, so expiry is observable within a test.
 TEST_HOLD_SECONDS = 10
+# The test stack's quiet period after an alert (the template's AlertQuietSeconds): short, so a held
+# crossing becomes due within a test (tests/test_alert_damping.py).
+TEST_ALERT_QUIET_SECONDS = 5
 
 # template.yaml with its loops unrolled: every resource under its logical id.
 TEMPLATE = expanded_template()

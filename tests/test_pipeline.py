@@ -20,10 +20,10 @@ def test_reserving_across_the_threshold_sends_one_low_stock_alert(stack, new_pro
     stack.reserve(product, 1, "main")                  # 5 left: at the threshold -> LOW_STOCK
     stack.reserve(product, 1, "main")                  # 4 left: still low, no second alert
     [alert] = before(inbox.wait_for(product, 1), first)
-    assert alert["subject"] == f"Low stock: {product} at main - 5 left (threshold 5)"
+    assert alert["subject"] == f"Low stock: {product} at main - 5 left to sell, 10 on the shelf"
     body = alert["body"]
     assert (body["type"], body["warehouse_id"], body["available"], body["stock_count"], body["reserved_count"],
-            body["threshold_level"]) == ("LOW_STOCK", "main", 5, 10, 5, 5)
+            body["threshold_level"], body["crossings"], body["cause"]) == ("LOW_STOCK", "main", 5, 10, 5, 5, 1, "hold")
     assert body["alert_id"] and body["at"].endswith("Z")
     assert alert["attributes"] == {"type": "LOW_STOCK", "product_id": product, "warehouse_id": "main",
                                    "alert_id": body["alert_id"]}
@@ -38,8 +38,8 @@ def test_down_to_zero_then_restock(stack, new_product, inbox, tokens):
     alerts = inbox.settled(product)
     kinds = [a["body"]["type"] for a in alerts]
     assert kinds == ["OUT_OF_STOCK", "BACK_IN_STOCK"], kinds
-    assert alerts[0]["subject"] == f"Out of stock: {product} at main"
-    assert alerts[1]["subject"] == f"Back in stock: {product} at main - 20 available"
+    assert alerts[0]["subject"] == f"Out of stock: {product} at main - 0 left to sell, 6 on the shelf"
+    assert alerts[1]["subject"] == f"Back in stock: {product} at main - 20 left to sell, 26 on the shelf"
 
 
 def test_holds_wobbling_around_the_threshold_do_not_re_alert(stack, new_product, inbox):

@@ -9,10 +9,22 @@
 //! re-alert. Once an item has been announced low or out of stock, it is announced again only when it
 //! recovers — `available` above its threshold by the band (20 % of the threshold, at least 1 unit),
 //! BACK_IN_STOCK — or, from low, when it runs out (OUT_OF_STOCK).
+//!
+//! Damping (`decide`): hysteresis stops a wobble of a unit or two; a cart of six units added and
+//! removed four times still crosses the threshold eight times. After an alert, crossings caused by
+//! holds coming and going wait for the quiet period to end, and then one alert says where the item
+//! stands, folding the crossings in between; a recovery caused by holds lapsing or released is
+//! announced only once it has lasted a quiet period. Never delayed: OUT_OF_STOCK, and any crossing
+//! caused by the shelf itself (an admin's count, delivery or write-down, threshold, a checkout, a
+//! reconciler repair). The scheduled backstop sends what has become due.
+//!
+//! Crossings are of *available* (what can still be sold), the figure the shop shows: with every
+//! unit in a cart the product page says "Out of stock" and sales stop, whatever is on the shelf.
+//! Each alert also says what is on the shelf, so a manager tells "sold" from "in carts".
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ProductId, StockLevel, StockStatus, WarehouseId};
+use crate::domain::{AlertDamping, ChangeKind, ProductId, StockLevel, StockStatus, WarehouseId};
 use crate::time::{rfc3339, EpochSeconds};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +75,95 @@ pub fn crossing(recorded: Option<StockStatus>, available: i64, threshold: i64) -
     }
 }
 
+/// Why the counters moved, as damping sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// A hold placed, released or lapsed: the shelf did not change.
+    Holds,
+    /// The shelf changed (an admin's write, a checkout, a reconciler repair): news, at once.
+    Shelf,
+}
+
+impl Cause {
+    /// The cause of an item's last change (a kind this version does not know counts as the shelf:
+    /// announced at once rather than held).
+    pub fn of(level: &StockLevel) -> Self {
+        match level.last_change.as_ref().map(|change| change.kind) {
+            Some(ChangeKind::Hold | ChangeKind::Released | ChangeKind::Expired) => Self::Holds,
+            _ => Self::Shelf,
+        }
+    }
+}
+
+/// How alerts are damped (the template's AlertQuietSeconds; 0 turns damping off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertPolicy {
+    pub quiet_seconds: i64,
+}
+
+/// The alert state to record: the state announced, damping's memory, and the alert to send now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertDecision {
+    pub status: StockStatus,
+    pub damping: AlertDamping,
+    /// The alert to send now, and how many crossings it stands for (more than one: folded).
+    pub alert: Option<(AlertType, u32)>,
+    /// A crossing waits for the quiet period: when it becomes due.
+    pub held_until: Option<EpochSeconds>,
+}
+
+/// Where the item's alert state should go at `now`, given its counters and what damping kept:
+/// `None` if nothing changes. A crossing of the announced state (`crossing`) is announced now if it
+/// is OUT_OF_STOCK, caused by the shelf, or (caused by holds) outside a quiet period — a recovery
+/// only once it has lasted one; otherwise it is held, and the backstop announces it once due if the
+/// counters still call for it then, as one alert folding every crossing in between.
+pub fn decide(level: &StockLevel, policy: AlertPolicy, now: EpochSeconds) -> Option<AlertDecision> {
+    let (available, threshold) = (level.available_count, level.threshold_level);
+    let announced = level.status.unwrap_or(StockStatus::InStock);
+    let kept = level.damping;
+    let mut damping =
+        kept.unwrap_or(AlertDamping { observed: announced, observed_since: now, crossings: 0, quiet_until: 0 });
+    // The counters' own state, as if every crossing were announced: what the next alert folds.
+    if let Some(observed) = crossing(kept.map(|d| d.observed).or(level.status), available, threshold) {
+        if observed.to != damping.observed {
+            damping.observed_since = now;
+        }
+        damping.observed = observed.to;
+        damping.crossings += u32::from(observed.alert.is_some());
+    }
+    let unchanged = |damping: AlertDamping, held_until| {
+        (Some(damping) != kept).then_some(AlertDecision { status: announced, damping, alert: None, held_until })
+    };
+    let Some(announce) = crossing(level.status, available, threshold) else {
+        return unchanged(damping, None); // back at the announced state: only damping's memory moves
+    };
+    let since_observed = if damping.observed == announce.to { damping.observed_since } else { now };
+    let due = match announce.alert {
+        None | Some(AlertType::OutOfStock) => now,
+        Some(_) if Cause::of(level) == Cause::Shelf => now,
+        Some(AlertType::BackInStock) => (since_observed + policy.quiet_seconds).max(damping.quiet_until),
+        Some(AlertType::LowStock) => damping.quiet_until,
+    };
+    if due > now {
+        return unchanged(damping, Some(due));
+    }
+    let Some(kind) = announce.alert else {
+        // A new item's first state, nothing to announce.
+        return Some(AlertDecision { status: announce.to, damping, alert: None, held_until: None });
+    };
+    Some(AlertDecision {
+        status: announce.to,
+        damping: AlertDamping {
+            observed: announce.to,
+            observed_since: since_observed,
+            crossings: 0,
+            quiet_until: now + policy.quiet_seconds,
+        },
+        alert: Some((kind, damping.crossings.max(1))),
+        held_until: None,
+    })
+}
+
 /// The message published to the alerts topic: a readable e-mail and a machine-readable body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
@@ -72,15 +173,28 @@ pub struct Alert {
     pub kind: AlertType,
     pub product_id: ProductId,
     pub warehouse_id: WarehouseId,
+    /// Left to sell (on the shelf, less what is held in carts): the figure the alert is about.
     pub available: i64,
+    /// On the shelf.
     pub stock_count: i64,
+    /// In carts.
     pub reserved_count: i64,
     pub threshold_level: i64,
+    /// Crossings this alert stands for: more than 1 when a quiet period folded them into it.
+    #[serde(default = "one")]
+    pub crossings: u32,
+    /// The kind of the change that led to it (`hold`, `released`, `expired`, `set`, `adjust`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<ChangeKind>,
     pub at: String,
 }
 
+fn one() -> u32 {
+    1
+}
+
 impl Alert {
-    pub fn new(alert_id: String, kind: AlertType, level: &StockLevel, at: EpochSeconds) -> Self {
+    pub fn new(alert_id: String, (kind, crossings): (AlertType, u32), level: &StockLevel, at: EpochSeconds) -> Self {
         Self {
             alert_id,
             kind,
@@ -90,21 +204,24 @@ impl Alert {
             stock_count: level.stock_count,
             reserved_count: level.reserved_count,
             threshold_level: level.threshold_level,
+            crossings,
+            cause: level.last_change.as_ref().map(|change| change.kind),
             at: rfc3339(at),
         }
     }
 
     /// SNS subjects are ASCII, single-line, under 100 characters: e-mail clients show it as is.
+    /// Both figures: what can be sold decides the alert, what is on the shelf tells sold from held.
     pub fn subject(&self) -> String {
         let (product, warehouse) = (&self.product_id, &self.warehouse_id);
-        let available = self.available.max(0);
-        let subject = match self.kind {
-            AlertType::LowStock => {
-                format!("Low stock: {product} at {warehouse} - {available} left (threshold {})", self.threshold_level)
-            }
-            AlertType::OutOfStock => format!("Out of stock: {product} at {warehouse}"),
-            AlertType::BackInStock => format!("Back in stock: {product} at {warehouse} - {available} available"),
+        let figures = format!("{} left to sell, {} on the shelf", self.available.max(0), self.stock_count.max(0));
+        let kind = match self.kind {
+            AlertType::LowStock => "Low stock",
+            AlertType::OutOfStock => "Out of stock",
+            AlertType::BackInStock => "Back in stock",
         };
+        let folded = if self.crossings > 1 { format!(" ({} changes folded)", self.crossings) } else { String::new() };
+        let subject = format!("{kind}: {product} at {warehouse} - {figures}{folded}");
         subject.chars().take(99).collect()
     }
 }
@@ -172,15 +289,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn subjects_read_well_and_stay_ascii() {
-        let level = StockLevel {
+    fn level(available: i64, threshold: i64) -> StockLevel {
+        StockLevel {
             product_id: ProductId::parse("SKU-42").unwrap(),
             warehouse_id: WarehouseId::parse("main").unwrap(),
             stock_count: 5,
-            reserved_count: 2,
-            available_count: 3,
-            threshold_level: 5,
+            reserved_count: 5 - available,
+            available_count: available,
+            threshold_level: threshold,
             max_per_cart: None,
             status: None,
             version: 1,
@@ -190,14 +306,119 @@ mod tests {
             last_change: None,
             reconcile_look: None,
             reconciled_through: None,
+            damping: None,
+        }
+    }
+
+    const QUIET: AlertPolicy = AlertPolicy { quiet_seconds: 900 };
+
+    /// Drives `decide` as the pipeline does: each change `(time, available, kind)` is settled when
+    /// it happens, and the backstop settles the item every minute in between and up to `until`.
+    /// Returns the alerts sent: (time, type, crossings it stands for).
+    fn damped(threshold: i64, changes: &[(EpochSeconds, i64, ChangeKind)], until: EpochSeconds) -> Vec<(i64, A, u32)> {
+        let mut item = level(50, threshold);
+        item.status = Some(S::InStock);
+        let mut sent = Vec::new();
+        let mut settle = |item: &mut StockLevel, now| {
+            if let Some(decision) = decide(item, QUIET, now) {
+                item.status = Some(decision.status);
+                item.damping = Some(decision.damping);
+                sent.extend(decision.alert.map(|(kind, crossings)| (now, kind, crossings)));
+            }
         };
-        let low = Alert::new("a1".into(), A::LowStock, &level, 0);
-        assert_eq!(low.subject(), "Low stock: SKU-42 at main - 3 left (threshold 5)");
-        assert_eq!(Alert::new("a2".into(), A::OutOfStock, &level, 0).subject(), "Out of stock: SKU-42 at main");
+        let mut changes = changes.iter().peekable();
+        for now in 0..=until {
+            while let Some(&&(at, available, kind)) = changes.peek().filter(|change| change.0 == now) {
+                let _ = at;
+                item.available_count = available;
+                item.last_change =
+                    Some(crate::domain::LastChange { kind, actor: "t".into(), reason: None, reservation_id: None });
+                settle(&mut item, now);
+                changes.next();
+            }
+            if now % 60 == 0 {
+                settle(&mut item, now);
+            }
+        }
+        sent
+    }
+
+    use ChangeKind::{Adjust, Expired, Hold, Released};
+
+    #[test]
+    fn a_cart_added_and_removed_four_times_sends_one_alert_then_where_it_stands() {
+        // Stock 10, threshold 5: a cart of 6 comes and goes four times in a few seconds.
+        let churn: Vec<_> = (0..4).flat_map(|i| [(100 + 2 * i, 4, Hold), (101 + 2 * i, 10, Released)]).collect();
+        let sent = damped(5, &[vec![(0, 10, Adjust)], churn].concat(), 3000);
+        // LOW_STOCK at once; the recovery is announced once it has lasted the quiet period (from the
+        // last release at 107), folding the seven crossings since the LOW_STOCK.
+        assert_eq!(sent, [(100, A::LowStock, 1), (1020, A::BackInStock, 7)]);
+    }
+
+    #[test]
+    fn churn_that_ends_where_it_was_announced_sends_nothing_more() {
+        let mut changes = vec![(100, 4, Hold)];
+        changes.extend((0..10).flat_map(|i| [(200 + 10 * i, 10, Released), (205 + 10 * i, 4, Hold)]));
+        assert_eq!(damped(5, &changes, 5000), [(100, A::LowStock, 1)]);
+    }
+
+    #[test]
+    fn out_of_stock_is_never_delayed() {
+        // Low at 100, back at 110 (held), out at 120: in the quiet period, and sent at once.
+        let sent = damped(5, &[(100, 4, Hold), (110, 10, Released), (120, 0, Hold)], 3000);
+        assert_eq!(sent, [(100, A::LowStock, 1), (120, A::OutOfStock, 2)]);
+    }
+
+    #[test]
+    fn a_change_of_the_shelf_is_announced_at_once() {
+        // Low, then a delivery recovers it inside the quiet period: news, at once.
+        let sent = damped(5, &[(100, 4, Hold), (130, 30, Adjust)], 3000);
+        assert_eq!(sent, [(100, A::LowStock, 1), (130, A::BackInStock, 1)]);
+    }
+
+    #[test]
+    fn a_recovery_from_lapsed_holds_waits_a_quiet_period_even_long_after_the_last_alert() {
+        let sent = damped(5, &[(100, 4, Hold), (5000, 10, Expired)], 7000);
+        assert_eq!(sent, [(100, A::LowStock, 1), (5940, A::BackInStock, 1)]);
+        // Retaken before it lasted: nothing at all.
+        assert_eq!(damped(5, &[(100, 4, Hold), (5000, 10, Expired), (5600, 4, Hold)], 9000), [(100, A::LowStock, 1)]);
+    }
+
+    #[test]
+    fn a_low_crossing_inside_the_quiet_period_waits_for_its_end() {
+        // Back in stock by a delivery at 100 (alert, quiet until 1000); a hold takes it low at 200.
+        let sent = damped(5, &[(50, 4, Adjust), (100, 30, Adjust), (200, 3, Hold)], 3000);
+        assert_eq!(sent, [(50, A::LowStock, 1), (100, A::BackInStock, 1), (1020, A::LowStock, 1)]);
+    }
+
+    #[test]
+    fn without_a_quiet_period_every_crossing_is_announced() {
+        let mut item = level(50, 5);
+        item.status = Some(S::LowStock);
+        item.last_change =
+            Some(crate::domain::LastChange { kind: Released, actor: "t".into(), reason: None, reservation_id: None });
+        let decision = decide(&item, AlertPolicy { quiet_seconds: 0 }, 10).unwrap();
+        assert_eq!((decision.status, decision.alert), (S::InStock, Some((A::BackInStock, 1))));
+        assert_eq!(decide(&level(50, 5), QUIET, 10).map(|d| (d.status, d.alert)), Some((S::InStock, None)));
+    }
+
+    #[test]
+    fn subjects_read_well_and_stay_ascii() {
+        let level = level(3, 5);
+        let low = Alert::new("a1".into(), (A::LowStock, 1), &level, 0);
+        assert_eq!(low.subject(), "Low stock: SKU-42 at main - 3 left to sell, 5 on the shelf");
+        let out = Alert::new("a2".into(), (A::OutOfStock, 3), &level, 0);
+        assert_eq!(out.subject(), "Out of stock: SKU-42 at main - 3 left to sell, 5 on the shelf (3 changes folded)");
         assert!(low.subject().is_ascii());
         let body = serde_json::to_value(&low).unwrap();
         assert_eq!(body["type"], "LOW_STOCK");
-        assert_eq!(body["alert_id"], "a1");
+        assert_eq!((body["alert_id"].as_str(), body["crossings"].as_u64()), (Some("a1"), Some(1)));
         assert_eq!(body["at"], "1970-01-01T00:00:00Z");
+        let old: Alert = serde_json::from_str(
+            r#"{"alert_id":"a","type":"LOW_STOCK","product_id":"P","warehouse_id":"w","available":1,
+                "stock_count":1,"reserved_count":0,"threshold_level":5,"at":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!((old.crossings, old.cause), (1, None), "an alert claimed by the previous version still reads");
     }
 }

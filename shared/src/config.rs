@@ -52,6 +52,18 @@ fn flag_from(lookup: impl Fn(&str) -> Option<String>, name: &'static str) -> Res
     }
 }
 
+/// The quiet period after an alert (`ALERT_QUIET_SECONDS`, the template's AlertQuietSeconds):
+/// crossings caused by holds wait for its end (`alerts::decide`); 0 turns damping off.
+pub fn alert_policy() -> Result<crate::alerts::AlertPolicy, SettingError> {
+    alert_policy_from(|name| env::var(name).ok())
+}
+
+fn alert_policy_from(lookup: impl Fn(&str) -> Option<String>) -> Result<crate::alerts::AlertPolicy, SettingError> {
+    let quiet_seconds =
+        number_from(lookup, "ALERT_QUIET_SECONDS", 0..=24 * 3600, "a number of seconds from 0 to 86400")?;
+    Ok(crate::alerts::AlertPolicy { quiet_seconds })
+}
+
 /// How long the audit trail keeps an entry (`HISTORY_RETENTION_DAYS`, the template's parameter).
 pub fn history_retention_seconds() -> Result<i64, SettingError> {
     let days =
@@ -116,6 +128,15 @@ mod tests {
         assert_eq!(hold_seconds_from(|_| None), Err(SettingError::Missing(MissingSetting("HOLD_SECONDS"))));
         for bad in ["0", "-5", "15m", "", "86401"] {
             assert!(matches!(hold_seconds_from(|_| Some(bad.into())), Err(SettingError::Invalid { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_quiet_period_is_zero_to_a_day() {
+        assert_eq!(alert_policy_from(|_| Some("900".into())).map(|p| p.quiet_seconds), Ok(900));
+        assert_eq!(alert_policy_from(|_| Some("0".into())).map(|p| p.quiet_seconds), Ok(0));
+        for bad in ["-1", "15m", "", "86401"] {
+            assert!(matches!(alert_policy_from(|_| Some(bad.into())), Err(SettingError::Invalid { .. })), "{bad}");
         }
     }
 

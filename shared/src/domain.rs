@@ -202,6 +202,25 @@ pub struct StockLevel {
     /// their late stream records must not return their units again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled_through: Option<crate::time::EpochSeconds>,
+    /// What alert damping keeps between changes (see `alerts::decide`); `None` until the first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damping: Option<AlertDamping>,
+}
+
+/// The alert state's memory between changes: where the counters stand (which may differ from the
+/// state last announced, `StockLevel::status`, while a crossing waits out a quiet period), since
+/// when, how many crossings the next alert folds in, and when the quiet period ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertDamping {
+    /// The state the counters are in, through the same hysteresis as the announced one: what every
+    /// crossing would have announced without damping.
+    pub observed: StockStatus,
+    /// When the counters entered `observed` (epoch seconds).
+    pub observed_since: crate::time::EpochSeconds,
+    /// Crossings of `observed` since the last alert; the next alert says how many it stands for.
+    pub crossings: u32,
+    /// The end of the quiet period after the last alert (epoch seconds).
+    pub quiet_until: crate::time::EpochSeconds,
 }
 
 /// The figures a shopper or admin sees for a product, or for one of its warehouses.
@@ -326,6 +345,7 @@ mod tests {
             last_change: None,
             reconcile_look: None,
             reconciled_through: None,
+            damping: None,
         }
     }
 

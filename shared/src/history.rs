@@ -107,6 +107,7 @@ mod tests {
             last_change: change,
             reconcile_look: None,
             reconciled_through: None,
+            damping: None,
         }
     }
 

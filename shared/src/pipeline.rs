@@ -9,9 +9,9 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::alerts::{crossing, Alert, AlertType};
-use crate::domain::StockLevel;
+use crate::alerts::{crossing, decide, Alert, AlertDecision, AlertPolicy, AlertType, Cause};
 use crate::domain::BACKSTOP_ACTOR;
+use crate::domain::{StockLevel, StockStatus};
 use crate::error::InventoryError;
 use crate::events::{HoldRecordRemoved, StockItemChanged};
 use crate::history::entry_for_change;
@@ -37,6 +37,7 @@ pub enum StockRecordOutcome {
 pub async fn on_stock_change(
     store: &impl AlertStore,
     publisher: &impl AlertPublisher,
+    policy: AlertPolicy,
     change: &StockItemChanged,
     now: EpochSeconds,
 ) -> Result<StockRecordOutcome, InventoryError> {
@@ -44,7 +45,7 @@ pub async fn on_stock_change(
     if change.old.as_ref().map(figures) == Some(figures(&change.new)) {
         return Ok(StockRecordOutcome::Ignored);
     }
-    settle_alert(store, publisher, change.new.clone(), now).await.map(StockRecordOutcome::Settled)
+    settle_alert(store, publisher, policy, change.new.clone(), now).await.map(StockRecordOutcome::Settled)
 }
 
 /// Stock stream → the audit trail: one entry per change of an item's figures, with who and why
@@ -69,15 +70,16 @@ pub async fn on_history_change(
     Ok(true)
 }
 
-/// Brings the item's alert state in line with its counters: records a crossing and publishes its
-/// alert exactly once, and publishes an alert that was claimed earlier but never confirmed — before
-/// any new crossing is claimed, so a claim never overwrites an unsent alert (a LOW_STOCK whose
-/// publish kept failing still goes out, before the OUT_OF_STOCK that followed it). `level` may be
-/// stale (a stream image): when the claim loses to a newer state, the item is read afresh and
-/// settled from that. Returns the alerts published, in order.
+/// Brings the item's alert state in line with its counters (`alerts::decide`): records a crossing
+/// and publishes its alert exactly once, or holds it for the quiet period, and publishes an alert
+/// that was claimed earlier but never confirmed — before anything new is claimed, so a claim never
+/// overwrites an unsent alert (a LOW_STOCK whose publish kept failing still goes out, before the
+/// OUT_OF_STOCK that followed it). `level` may be stale (a stream image): when the claim loses to a
+/// newer state, the item is read afresh and settled from that. Returns the alerts published.
 pub async fn settle_alert(
     store: &impl AlertStore,
     publisher: &impl AlertPublisher,
+    policy: AlertPolicy,
     mut level: StockLevel,
     now: EpochSeconds,
 ) -> Result<Vec<AlertType>, InventoryError> {
@@ -93,22 +95,21 @@ pub async fn settle_alert(
             level = current;
             continue;
         }
-        let Some(change) = crossing(level.status, level.available_count, level.threshold_level) else {
+        let Some(decision) = decide(&level, policy, now) else {
             return Ok(sent);
         };
         if claims == CLAIMS {
             break;
         }
         claims += 1;
-        let alert = change.alert.map(|kind| Alert::new(Uuid::new_v4().to_string(), kind, &level, now));
+        let alert = decision.alert.map(|kind| Alert::new(Uuid::new_v4().to_string(), kind, &level, now));
         let json = alert
             .as_ref()
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| InventoryError::internal(e.to_string()))?;
-        if store.claim_crossing(&level, change, json.as_deref()).await? {
-            tracing::info!(product_id = %level.product_id, warehouse_id = %level.warehouse_id, from = ?level.status,
-                           to = ?change.to, available = level.available_count, "alert state changed");
+        if store.record_alert_state(&level, &decision, json.as_deref()).await? {
+            log_decision(&level, &decision);
             if let (Some(alert), Some(json)) = (alert, json) {
                 publish(store, publisher, &level, &alert, &json).await?;
                 sent.push(alert.kind);
@@ -123,6 +124,24 @@ pub async fn settle_alert(
     Err(InventoryError::Unavailable {
         detail: format!("alert state of {}/{} kept changing", level.product_id, level.warehouse_id),
     })
+}
+
+/// Every change of the alert state is logged: a state announced, a crossing held, folded away.
+fn log_decision(level: &StockLevel, decision: &AlertDecision) {
+    let (product_id, warehouse_id) = (&level.product_id, &level.warehouse_id);
+    let available = level.available_count;
+    let observed = decision.damping.observed;
+    let crossings = decision.damping.crossings;
+    if decision.status != level.status.unwrap_or(StockStatus::InStock) || level.status.is_none() {
+        tracing::info!(%product_id, %warehouse_id, from = ?level.status, to = ?decision.status, available,
+                       alert = ?decision.alert, cause = ?Cause::of(level), "alert state changed");
+    } else if let Some(due) = decision.held_until {
+        tracing::info!(%product_id, %warehouse_id, announced = ?level.status, ?observed, available, crossings,
+                       held_until = due, cause = ?Cause::of(level), "crossing held for the quiet period");
+    } else {
+        tracing::info!(%product_id, %warehouse_id, announced = ?level.status, ?observed, available, crossings,
+                       "counters back at the announced state: crossing folded away");
+    }
 }
 
 /// Publishes `alert` and confirms it, matching the claim's stored text exactly (`json`).
@@ -221,7 +240,10 @@ pub struct BackstopReport {
     /// Lapsed holds left for the next run (this run's limit or time budget was reached).
     pub holds_deferred: usize,
     pub statuses_repaired: usize,
+    /// Alerts the stream had not sent: missed crossings, and claimed alerts whose publish failed.
     pub alerts_sent: usize,
+    /// Alerts held by a quiet period, sent now that they are due (damping's work, not a repair).
+    pub held_alerts_sent: usize,
     pub items_checked: usize,
     /// Items whose counters disagreed with their holds at a first look (judged again next run).
     pub counters_watched: usize,
@@ -245,6 +267,7 @@ const CONCURRENCY: usize = 16;
 pub async fn backstop(
     store: &(impl HoldStore + ExpiryStore + StockAdmin + AlertStore + ReconcileStore),
     publisher: &impl AlertPublisher,
+    policy: AlertPolicy,
     clock: &(impl Fn() -> EpochSeconds + Sync),
 ) -> Result<BackstopReport, InventoryError> {
     let now = clock();
@@ -253,13 +276,14 @@ pub async fn backstop(
     let mut after = None;
     loop {
         let page = store.scan_stock(after.as_ref(), 100).await?;
-        let checks = stream::iter(page.items).map(|level| check_item(store, publisher, level, now, clock));
+        let checks = stream::iter(page.items).map(|level| check_item(store, publisher, policy, level, now, clock));
         for check in checks.buffer_unordered(CONCURRENCY).collect::<Vec<_>>().await {
             report.items_checked += 1;
             match check {
                 Ok(checked) => {
                     report.statuses_repaired += usize::from(checked.status_repaired);
                     report.alerts_sent += checked.alerts_sent;
+                    report.held_alerts_sent += checked.held_alerts_sent;
                     report.counters_watched += usize::from(checked.counters == Some(CounterCheck::Watched));
                     report.counters_repaired += usize::from(checked.counters == Some(CounterCheck::Repaired));
                 }
@@ -339,6 +363,7 @@ enum CounterCheck {
 struct ItemChecked {
     status_repaired: bool,
     alerts_sent: usize,
+    held_alerts_sent: usize,
     counters: Option<CounterCheck>,
 }
 
@@ -346,14 +371,27 @@ struct ItemChecked {
 async fn check_item(
     store: &(impl AlertStore + ReconcileStore),
     publisher: &impl AlertPublisher,
+    policy: AlertPolicy,
     level: StockLevel,
     now: EpochSeconds,
     clock: &impl Fn() -> EpochSeconds,
 ) -> Result<ItemChecked, ()> {
     let (product, warehouse, recorded) = (level.product_id.clone(), level.warehouse_id.clone(), level.status);
-    let status_repaired = crossing(level.status, level.available_count, level.threshold_level).is_some();
-    let alerts_sent = match settle_alert(store, publisher, level.clone(), now).await {
-        Ok(sent) => sent.len(),
+    // A crossing the stream did not record (of the counters' own state), or an announcement the
+    // stream should have made and did not: repaired here. An alert a quiet period held — a hold's
+    // crossing the stream recorded and left unannounced — and sent now that it is due is damping's
+    // work, not a repair.
+    let observed = level.damping.map(|damping| damping.observed).or(level.status);
+    let missed = crossing(observed, level.available_count, level.threshold_level).is_some();
+    let due = level.pending_alert.is_none().then(|| decide(&level, policy, now)).flatten().and_then(|d| d.alert);
+    let held_due = !missed
+        && due.is_some_and(|(kind, _)| kind != AlertType::OutOfStock)
+        && Cause::of(&level) == Cause::Holds
+        && level.damping.is_some_and(|damping| Some(damping.observed) != level.status);
+    let status_repaired = missed || (due.is_some() && !held_due);
+    let (alerts_sent, held_alerts_sent) = match settle_alert(store, publisher, policy, level.clone(), now).await {
+        Ok(sent) if held_due => (0, sent.len()),
+        Ok(sent) => (sent.len(), 0),
         Err(err) => {
             tracing::error!(product_id = %product, warehouse_id = %warehouse, error = %err, detail = ?err,
                             "backstop could not settle an alert state");
@@ -368,7 +406,7 @@ async fn check_item(
         tracing::error!(product_id = %product, warehouse_id = %warehouse, error = %err, detail = ?err,
                         "reconciler could not check an item");
     })?;
-    Ok(ItemChecked { status_repaired, alerts_sent, counters })
+    Ok(ItemChecked { status_repaired, alerts_sent, held_alerts_sent, counters })
 }
 
 /// Compares the item's counters with its ACTIVE holds and repairs a disagreement that two looks

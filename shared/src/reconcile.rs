@@ -68,6 +68,7 @@ mod tests {
             last_change: None,
             reconcile_look: look,
             reconciled_through: None,
+            damping: None,
         }
     }
 

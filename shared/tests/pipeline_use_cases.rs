@@ -5,7 +5,7 @@
 
 mod support;
 
-use shared::alerts::AlertType;
+use shared::alerts::{AlertPolicy, AlertType};
 use shared::domain::ChangeKind;
 use shared::events::{HoldRecordRemoved, StockItemChanged};
 use shared::holds::{ReservationId, Transition};
@@ -18,6 +18,15 @@ use support::*;
 /// Delivers the stock stream to the alerts consumer until it is drained (the consumer's own writes
 /// come back on the stream, as on AWS). Returns every record delivered.
 async fn run_alerts(store: &MemoryStore, publisher: &MemoryPublisher, now: i64) -> Vec<StockItemChanged> {
+    run_alerts_under(NO_DAMPING, store, publisher, now).await
+}
+
+async fn run_alerts_under(
+    policy: AlertPolicy,
+    store: &MemoryStore,
+    publisher: &MemoryPublisher,
+    now: i64,
+) -> Vec<StockItemChanged> {
     let mut delivered = Vec::new();
     loop {
         let changes = store.take_stock_changes();
@@ -25,7 +34,7 @@ async fn run_alerts(store: &MemoryStore, publisher: &MemoryPublisher, now: i64) 
             return delivered;
         }
         for change in changes {
-            pipeline::on_stock_change(store, publisher, &change, now).await.unwrap();
+            pipeline::on_stock_change(store, publisher, policy, &change, now).await.unwrap();
             delivered.push(change);
         }
     }
@@ -57,7 +66,7 @@ async fn each_crossing_is_alerted_once_and_a_redelivered_record_alerts_nothing()
     let delivered = run_alerts(&store, &publisher, T0).await;
     assert_eq!(kinds(&publisher), [AlertType::LowStock]);
     for change in &delivered {
-        pipeline::on_stock_change(&store, &publisher, change, T0).await.unwrap();
+        pipeline::on_stock_change(&store, &publisher, NO_DAMPING, change, T0).await.unwrap();
     }
     assert_eq!(kinds(&publisher), [AlertType::LowStock], "redelivery alerted again");
     let rest = hold(&store, 4, 2).await;
@@ -81,13 +90,13 @@ async fn an_alert_whose_publish_failed_is_sent_later_exactly_once() {
     hold(&store, 6, 1).await;
     publisher.fail_next(1);
     let changes = store.take_stock_changes();
-    let failed = pipeline::on_stock_change(&store, &publisher, &changes[0], T0).await;
+    let failed = pipeline::on_stock_change(&store, &publisher, NO_DAMPING, &changes[0], T0).await;
     assert_eq!(failed.unwrap_err().code(), "SERVICE_UNAVAILABLE", "the stream retries the record");
     assert!(item(&store, "SKU-1", "main").pending_alert.is_some(), "the claim stays on the item");
     // The stream's retry of the same record publishes the pending alert, and only that.
-    pipeline::on_stock_change(&store, &publisher, &changes[0], T0).await.unwrap();
+    pipeline::on_stock_change(&store, &publisher, NO_DAMPING, &changes[0], T0).await.unwrap();
     run_alerts(&store, &publisher, T0).await;
-    let report = pipeline::backstop(&store, &publisher, &|| T0).await.unwrap();
+    let report = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0).await.unwrap();
     assert_eq!((kinds(&publisher), report.alerts_sent), (vec![AlertType::LowStock], 0));
 }
 
@@ -99,19 +108,86 @@ async fn an_unsent_alert_is_never_overwritten_by_the_next_crossing() {
     hold(&store, 6, 1).await;
     publisher.fail_next(usize::MAX); // SNS is down: LOW_STOCK is claimed, never confirmed
     for change in store.take_stock_changes() {
-        assert!(pipeline::on_stock_change(&store, &publisher, &change, T0).await.is_err());
+        assert!(pipeline::on_stock_change(&store, &publisher, NO_DAMPING, &change, T0).await.is_err());
     }
     hold(&store, 4, 2).await; // then the item runs out while SNS is still down
     store.take_stock_changes(); // and the stream gives up on those records (DLQ)
-    let down = pipeline::backstop(&store, &publisher, &|| T0).await.unwrap();
+    let down = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0).await.unwrap();
     assert_eq!((down.failures, publisher.sent().len()), (1, 0));
     publisher.fail_next(0); // SNS is back
-    let report = pipeline::backstop(&store, &publisher, &|| T0 + 60).await.unwrap();
+    let report = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0 + 60).await.unwrap();
     assert_eq!(kinds(&publisher), [AlertType::LowStock, AlertType::OutOfStock], "both, in order, once each");
     assert_eq!(report.alerts_sent, 2);
-    pipeline::backstop(&store, &publisher, &|| T0 + 120).await.unwrap();
+    pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0 + 120).await.unwrap();
     run_alerts(&store, &publisher, T0 + 120).await;
     assert_eq!(publisher.sent().len(), 2);
+}
+
+/// The manager's inbox of issue 17: stock 10, threshold 5; a shopper adds 6 to the cart and removes
+/// them, four times in a few seconds. Undamped that was five e-mails; damped it is the LOW_STOCK,
+/// then, once the recovery has lasted the quiet period, one BACK_IN_STOCK sent by the backstop that
+/// folds the crossings in between — and nothing twice when records come again.
+#[tokio::test]
+async fn a_churning_cart_sends_one_alert_per_quiet_period_and_the_last_state() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 10, 5).await;
+    run_alerts_under(QUIET, &store, &publisher, T0).await;
+    let mut delivered = Vec::new();
+    for round in 0..4 {
+        let held = hold(&store, 6, 1).await;
+        delivered.extend(run_alerts_under(QUIET, &store, &publisher, T0 + 2 * round).await);
+        release(&store, &held, 1).await;
+        delivered.extend(run_alerts_under(QUIET, &store, &publisher, T0 + 2 * round + 1).await);
+    }
+    assert_eq!(kinds(&publisher), [AlertType::LowStock]);
+    assert_eq!(
+        item(&store, "SKU-1", "main").status,
+        Some(shared::domain::StockStatus::LowStock),
+        "held, not announced"
+    );
+    let early = pipeline::backstop(&store, &publisher, QUIET, &|| T0 + 600).await.unwrap();
+    assert_eq!((early.alerts_sent, early.held_alerts_sent, publisher.sent().len()), (0, 0, 1), "not due yet");
+    let due = pipeline::backstop(&store, &publisher, QUIET, &|| T0 + 7 + 900).await.unwrap();
+    assert_eq!(
+        (due.held_alerts_sent, due.alerts_sent, due.statuses_repaired),
+        (1, 0, 0),
+        "damping's work, not a repair"
+    );
+    assert_eq!(kinds(&publisher), [AlertType::LowStock, AlertType::BackInStock]);
+    let folded = &publisher.sent()[1];
+    assert_eq!((folded.crossings, folded.available, folded.stock_count), (7, 10, 10));
+    assert_eq!(folded.subject(), "Back in stock: SKU-1 at main - 10 left to sell, 10 on the shelf (7 changes folded)");
+    for change in &delivered {
+        pipeline::on_stock_change(&store, &publisher, QUIET, change, T0 + 2000).await.unwrap();
+    }
+    pipeline::backstop(&store, &publisher, QUIET, &|| T0 + 3000).await.unwrap();
+    assert_eq!(publisher.sent().len(), 2, "redelivered records and later runs send nothing more");
+}
+
+#[tokio::test]
+async fn damped_alerts_survive_sns_failing_and_reach_the_manager_once_each() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 10, 5).await;
+    run_alerts_under(QUIET, &store, &publisher, T0).await;
+    publisher.fail_next(usize::MAX); // SNS down from here
+    let first = hold(&store, 6, 1).await; // LOW_STOCK: claimed, not sent
+    for change in store.take_stock_changes() {
+        assert!(pipeline::on_stock_change(&store, &publisher, QUIET, &change, T0).await.is_err());
+    }
+    hold(&store, 4, 2).await; // OUT_OF_STOCK, never delayed: waits behind the unsent LOW_STOCK
+    store.take_stock_changes(); // the stream gave up (DLQ)
+    pipeline::backstop(&store, &publisher, QUIET, &|| T0 + 60).await.unwrap();
+    assert!(publisher.sent().is_empty());
+    publisher.fail_next(0); // SNS is back
+    pipeline::backstop(&store, &publisher, QUIET, &|| T0 + 120).await.unwrap();
+    assert_eq!(kinds(&publisher), [AlertType::LowStock, AlertType::OutOfStock], "both, in order, once each");
+    release(&store, &first, 1).await; // 6 for sale: low again, by a hold released
+    run_alerts_under(QUIET, &store, &publisher, T0 + 130).await;
+    pipeline::backstop(&store, &publisher, QUIET, &|| T0 + 2000).await.unwrap();
+    pipeline::backstop(&store, &publisher, QUIET, &|| T0 + 2060).await.unwrap();
+    // From OUT_OF_STOCK, 6 left is still the same outage by the hysteresis: nothing more.
+    assert_eq!(kinds(&publisher), [AlertType::LowStock, AlertType::OutOfStock]);
+    assert!(item(&store, "SKU-1", "main").pending_alert.is_none());
 }
 
 #[tokio::test]
@@ -120,17 +196,17 @@ async fn a_lagging_consumer_never_announces_a_state_the_item_has_left() {
     // item had 0, because the alert state had come back to what the image showed.
     let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
     shelve(&store, "SKU-1", "main", 12, 5).await;
-    pipeline::backstop(&store, &publisher, &|| T0).await.unwrap();
+    pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0).await.unwrap();
     let first = hold(&store, 12, 1).await;
-    pipeline::backstop(&store, &publisher, &|| T0).await.unwrap(); // OUT_OF_STOCK
+    pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0).await.unwrap(); // OUT_OF_STOCK
     store.take_stock_changes();
     release(&store, &first, 1).await;
     let lagging: Vec<_> = store.take_stock_changes(); // the release's image: 12 for sale, state OUT
-    pipeline::backstop(&store, &publisher, &|| T0).await.unwrap(); // BACK_IN_STOCK
+    pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0).await.unwrap(); // BACK_IN_STOCK
     hold(&store, 12, 2).await;
-    pipeline::backstop(&store, &publisher, &|| T0).await.unwrap(); // OUT_OF_STOCK again
+    pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0).await.unwrap(); // OUT_OF_STOCK again
     for change in &lagging {
-        pipeline::on_stock_change(&store, &publisher, change, T0).await.unwrap();
+        pipeline::on_stock_change(&store, &publisher, NO_DAMPING, change, T0).await.unwrap();
     }
     assert_eq!(kinds(&publisher), [AlertType::OutOfStock, AlertType::BackInStock, AlertType::OutOfStock]);
     assert_eq!(item(&store, "SKU-1", "main").status, Some(shared::domain::StockStatus::OutOfStock));
@@ -142,9 +218,9 @@ async fn the_backstop_sends_what_the_stream_never_delivered() {
     shelve(&store, "SKU-1", "main", 10, 5).await;
     hold(&store, 10, 1).await;
     store.take_stock_changes(); // the stream lost them all
-    let report = pipeline::backstop(&store, &publisher, &|| T0).await.unwrap();
+    let report = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0).await.unwrap();
     assert_eq!((kinds(&publisher), report.alerts_sent, report.statuses_repaired), (vec![AlertType::OutOfStock], 1, 1));
-    let again = pipeline::backstop(&store, &publisher, &|| T0).await.unwrap();
+    let again = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0).await.unwrap();
     assert_eq!((publisher.sent().len(), again.alerts_sent), (1, 0), "a second run sends nothing");
 }
 
@@ -178,9 +254,9 @@ async fn the_backstop_releases_lapsed_holds_ttl_has_not_deleted_and_a_racing_ttl
     }
     // The TTL record of one of them, read before the backstop got to it (a race on AWS).
     let racing = HoldRecordRemoved { hold: store.holds()[0].clone(), deleted_at: T0 + HOLD_SECONDS };
-    let early = pipeline::backstop(&store, &publisher, &|| T0 + 10).await.unwrap();
+    let early = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0 + 10).await.unwrap();
     assert_eq!(early.holds_released, 0);
-    let report = pipeline::backstop(&store, &publisher, &|| T0 + HOLD_SECONDS + 1).await.unwrap();
+    let report = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0 + HOLD_SECONDS + 1).await.unwrap();
     assert_eq!((report.holds_released, report.failures), (5, 0));
     assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10));
     assert!(store
@@ -190,7 +266,7 @@ async fn the_backstop_releases_lapsed_holds_ttl_has_not_deleted_and_a_racing_ttl
     let outcome = pipeline::on_hold_removed(&store, &racing, T0 + HOLD_SECONDS + 2).await.unwrap();
     assert_eq!(outcome, ExpiryOutcome::AlreadyReleased);
     assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10), "units came back once");
-    let again = pipeline::backstop(&store, &publisher, &|| T0 + HOLD_SECONDS + 60).await.unwrap();
+    let again = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0 + HOLD_SECONDS + 60).await.unwrap();
     assert_eq!(again.holds_released, 0);
 }
 
@@ -200,17 +276,17 @@ async fn the_reconciler_repairs_drift_only_when_two_looks_agree() {
     shelve(&store, "SKU-1", "main", 10, 0).await;
     hold(&store, 2, 1).await;
     store.corrupt_reserved(&product("SKU-1"), &warehouse("main"), 5); // 3 units leaked
-    let first = pipeline::backstop(&store, &publisher, &|| T0).await.unwrap();
+    let first = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0).await.unwrap();
     assert_eq!((first.counters_watched, first.counters_repaired), (1, 0));
     assert_eq!(counts(&store, "SKU-1", "main"), (10, 5, 5), "one look repairs nothing");
-    let too_soon = pipeline::backstop(&store, &publisher, &|| T0 + 3).await.unwrap();
+    let too_soon = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0 + 3).await.unwrap();
     assert_eq!(too_soon.counters_repaired, 0);
-    let second = pipeline::backstop(&store, &publisher, &|| T0 + 11).await.unwrap();
+    let second = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0 + 11).await.unwrap();
     assert_eq!(second.counters_repaired, 1);
     assert_eq!(counts(&store, "SKU-1", "main"), (10, 2, 8));
     let repaired = item(&store, "SKU-1", "main").last_change.unwrap();
     assert_eq!((repaired.kind, repaired.actor.as_str()), (ChangeKind::Reconciled, "system:reconciler"));
-    let quiet = pipeline::backstop(&store, &publisher, &|| T0 + 30).await.unwrap();
+    let quiet = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0 + 30).await.unwrap();
     assert_eq!((quiet.counters_watched, quiet.counters_repaired), (0, 0));
 }
 
@@ -219,11 +295,11 @@ async fn a_change_between_the_looks_is_in_flight_not_drift() {
     let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
     shelve(&store, "SKU-1", "main", 10, 0).await;
     store.corrupt_reserved(&product("SKU-1"), &warehouse("main"), 1);
-    pipeline::backstop(&store, &publisher, &|| T0).await.unwrap();
+    pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0).await.unwrap();
     hold(&store, 2, 1).await; // the item moves: the first look no longer counts
-    let second = pipeline::backstop(&store, &publisher, &|| T0 + 11).await.unwrap();
+    let second = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0 + 11).await.unwrap();
     assert_eq!((second.counters_watched, second.counters_repaired), (1, 0));
-    let third = pipeline::backstop(&store, &publisher, &|| T0 + 22).await.unwrap();
+    let third = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| T0 + 22).await.unwrap();
     assert_eq!(third.counters_repaired, 1);
     assert_eq!(counts(&store, "SKU-1", "main"), (10, 2, 8));
 }
@@ -236,8 +312,8 @@ async fn a_late_ttl_record_after_a_repair_does_not_return_units_twice() {
     // TTL deletes the hold; its stream record is delayed (a paused consumer, a DLQ redrive).
     let late = store.reap_ttl(T0 + HOLD_SECONDS);
     let now = T0 + HOLD_SECONDS + 5;
-    pipeline::backstop(&store, &publisher, &|| now).await.unwrap();
-    let repaired = pipeline::backstop(&store, &publisher, &|| now + 11).await.unwrap();
+    pipeline::backstop(&store, &publisher, NO_DAMPING, &|| now).await.unwrap();
+    let repaired = pipeline::backstop(&store, &publisher, NO_DAMPING, &|| now + 11).await.unwrap();
     assert_eq!(repaired.counters_repaired, 1);
     assert_eq!(counts(&store, "SKU-1", "main"), (10, 0, 10));
     let outcome = pipeline::on_hold_removed(&store, &late[0], now + 20).await.unwrap();

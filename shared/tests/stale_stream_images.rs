@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemOutput;
 use aws_sdk_dynamodb::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use shared::alerts::{Alert, AlertType};
+use shared::alerts::{Alert, AlertPolicy, AlertType};
 use shared::config::Config;
 use shared::domain::{ProductId, StockLevel, StockStatus, WarehouseId};
 use shared::pipeline::settle_alert;
@@ -43,6 +43,7 @@ fn low(pending: Option<&Alert>) -> StockLevel {
         last_change: None,
         reconcile_look: None,
         reconciled_through: None,
+        damping: None,
     }
 }
 
@@ -58,14 +59,15 @@ fn store_holding(item: StockLevel) -> DynamoStore {
 }
 
 fn alert() -> Alert {
-    Alert::new("a-1".into(), AlertType::LowStock, &low(None), 0)
+    Alert::new("a-1".into(), (AlertType::LowStock, 1), &low(None), 0)
 }
 
 #[tokio::test]
 async fn an_alert_confirmed_since_the_image_was_taken_is_not_published_again() {
     let publisher = CountingPublisher::default();
     let store = store_holding(low(None)); // the item now: published and confirmed
-    let sent = settle_alert(&store, &publisher, low(Some(&alert())), 0).await.unwrap();
+    let sent =
+        settle_alert(&store, &publisher, AlertPolicy { quiet_seconds: 0 }, low(Some(&alert())), 0).await.unwrap();
     assert_eq!((sent, publisher.0.load(Ordering::SeqCst)), (vec![], 0));
 }
 
@@ -73,6 +75,7 @@ async fn an_alert_confirmed_since_the_image_was_taken_is_not_published_again() {
 async fn an_alert_still_pending_is_published() {
     let publisher = CountingPublisher::default();
     let store = store_holding(low(Some(&alert()))); // claimed, never confirmed
-    let sent = settle_alert(&store, &publisher, low(Some(&alert())), 0).await.unwrap();
+    let sent =
+        settle_alert(&store, &publisher, AlertPolicy { quiet_seconds: 0 }, low(Some(&alert())), 0).await.unwrap();
     assert_eq!((sent, publisher.0.load(Ordering::SeqCst)), (vec![AlertType::LowStock], 1));
 }

@@ -5,8 +5,8 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let stores = shared::entrypoint::stores_with_publisher().await?;
-    let stores = &stores;
+    let (store, publisher) = shared::entrypoint::stores_with_publisher().await?;
+    let stores = &(store, publisher, shared::config::alert_policy()?);
     // A manual invoke may send `{}`; the scheduled event is ignored too.
     lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async move {
         Ok::<_, Error>(check_thresholds::handler(stores).await?)

@@ -19,7 +19,7 @@ use super::{
     StockAdmin, StockPage, StockReader,
 };
 use crate::admin::{StockChange, StockUpdate};
-use crate::alerts::Crossing;
+use crate::alerts::AlertDecision;
 use crate::config::Config;
 use crate::domain::{
     ChangeKind, CounterLook, ProductId, StockLevel, StockStatus, WarehouseId, RECONCILER_ACTOR, TTL_ACTOR,
@@ -39,6 +39,8 @@ pub mod attr {
     pub const AVAILABLE_COUNT: &str = "available_count";
     /// The alert state: the status last announced (see `alerts`).
     pub const STATUS: &str = "status";
+    /// The alert state's damping memory (`domain::AlertDamping`).
+    pub const DAMPING: &str = "damping";
     pub const RESERVATION_ID: &str = "reservation_id";
     pub const STATE: &str = "state";
     /// The reservations table's TTL attribute.
@@ -878,10 +880,10 @@ impl AlertStore for DynamoStore {
         self.get_consistent(&self.config.stock_table, Self::stock_key(product, warehouse), "stock").await
     }
 
-    async fn claim_crossing(
+    async fn record_alert_state(
         &self,
         level: &StockLevel,
-        crossing: Crossing,
+        decision: &AlertDecision,
         pending_alert: Option<&str>,
     ) -> Result<bool, InventoryError> {
         let mut update = self
@@ -890,28 +892,45 @@ impl AlertStore for DynamoStore {
             .table_name(&self.config.stock_table)
             .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
             .expression_attribute_names("#status", attr::STATUS)
-            .expression_attribute_values(":to", status_value(crossing.to));
+            .expression_attribute_names("#damping", attr::DAMPING)
+            .expression_attribute_values(":to", status_value(decision.status))
+            .expression_attribute_values(":damping", to_attribute(&decision.damping)?);
         // Only from the figures as they are (a stale stream image must not announce a state the item
-        // has left, even if the alert state came back to what the image shows), and never over an
-        // alert claimed but not yet confirmed: that one goes out first.
-        let unchanged = format!(
+        // has left, even if the alert state came back to what the image shows), from the alert state
+        // as read (a racing consumer or backstop decided first), and never over an alert claimed but
+        // not yet confirmed: that one goes out first.
+        let mut condition = format!(
             "attribute_exists(product_id) AND {} AND attribute_not_exists(pending_alert)",
             unchanged_since(level)
         );
         update = match level.status {
-            Some(recorded) => update
-                .condition_expression(format!("{unchanged} AND #status = :recorded"))
-                .expression_attribute_values(":recorded", status_value(recorded)),
-            None => update.condition_expression(format!("{unchanged} AND attribute_not_exists(#status)")),
+            Some(recorded) => {
+                condition.push_str(" AND #status = :recorded");
+                update.expression_attribute_values(":recorded", status_value(recorded))
+            }
+            None => {
+                condition.push_str(" AND attribute_not_exists(#status)");
+                update
+            }
+        };
+        update = match &level.damping {
+            Some(kept) => {
+                condition.push_str(" AND #damping = :kept");
+                update.expression_attribute_values(":kept", to_attribute(kept)?)
+            }
+            None => {
+                condition.push_str(" AND attribute_not_exists(#damping)");
+                update
+            }
         };
         update = with_sequence(update.expression_attribute_names("#sequence", "sequence"), level);
         update = match pending_alert {
             Some(json) => update
-                .update_expression("SET #status = :to, pending_alert = :alert")
+                .update_expression("SET #status = :to, #damping = :damping, pending_alert = :alert")
                 .expression_attribute_values(":alert", s(json)),
-            None => update.update_expression("SET #status = :to"),
+            None => update.update_expression("SET #status = :to, #damping = :damping"),
         };
-        Ok(conditional_update(update.send().await)?.is_ok())
+        Ok(conditional_update(update.condition_expression(condition).send().await)?.is_ok())
     }
 
     async fn finish_alert(&self, level: &StockLevel, pending_alert: &str) -> Result<(), InventoryError> {

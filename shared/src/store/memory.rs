@@ -14,7 +14,7 @@ use super::{
     PlaceOutcome, ReconcileStore, StockAdmin, StockPage, StockReader,
 };
 use crate::admin::{StockChange, StockUpdate};
-use crate::alerts::{Alert, Crossing};
+use crate::alerts::{Alert, AlertDecision};
 use crate::domain::{
     ChangeKind, CounterLook, LastChange, ProductId, StockLevel, WarehouseId, RECONCILER_ACTOR, TTL_ACTOR,
 };
@@ -339,21 +339,26 @@ impl AlertStore for MemoryStore {
         Ok(self.tables().await.stock.get(&(product.clone(), warehouse.clone())).cloned())
     }
 
-    async fn claim_crossing(
+    async fn record_alert_state(
         &self,
         level: &StockLevel,
-        crossing: Crossing,
+        decision: &AlertDecision,
         pending_alert: Option<&str>,
     ) -> Result<bool, InventoryError> {
         let mut tables = self.tables().await;
         let Some(current) = tables.stock.get(&(level.product_id.clone(), level.warehouse_id.clone())) else {
             return Ok(false);
         };
-        if current.sequence != level.sequence || current.status != level.status || current.pending_alert.is_some() {
+        if current.sequence != level.sequence
+            || current.status != level.status
+            || current.damping != level.damping
+            || current.pending_alert.is_some()
+        {
             return Ok(false);
         }
         let mut claimed = current.clone();
-        claimed.status = Some(crossing.to);
+        claimed.status = Some(decision.status);
+        claimed.damping = Some(decision.damping);
         if let Some(json) = pending_alert {
             claimed.pending_alert = Some(json.to_owned());
         }
@@ -419,6 +424,7 @@ impl StockAdmin for MemoryStore {
             last_change: None,
             reconcile_look: None,
             reconciled_through: None,
+            damping: None,
         });
         match update.change {
             Some(StockChange::Set(count)) => {

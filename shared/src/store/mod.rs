@@ -7,7 +7,7 @@
 use std::future::Future;
 
 use crate::admin::StockUpdate;
-use crate::alerts::{Alert, Crossing};
+use crate::alerts::{Alert, AlertDecision};
 use crate::domain::{CounterLook, ProductId, StockLevel, WarehouseId};
 use crate::error::InventoryError;
 use crate::history::HistoryEntry;
@@ -139,14 +139,15 @@ pub trait AlertStore {
         warehouse: &WarehouseId,
     ) -> impl Future<Output = Result<Option<StockLevel>, InventoryError>> + Send;
 
-    /// Records the crossing (and the alert to send, as JSON: `pending_alert`) if the item's figures
-    /// are still those of `level` (same `sequence`), its alert state still `level.status`, and no
-    /// alert is pending. `false`: the item or its alert state moved first (read it again), or an
-    /// alert claimed earlier is not confirmed yet (that one goes out first).
-    fn claim_crossing(
+    /// Records the alert state `decision` makes (announced status, damping's memory, and the alert
+    /// to send, as JSON: `pending_alert`) if the item's figures are still those of `level` (same
+    /// `sequence`), its alert state still that of `level` (`status` and `damping`), and no alert is
+    /// pending. `false`: the item or its alert state moved first (read it again), or an alert
+    /// claimed earlier is not confirmed yet (that one goes out first).
+    fn record_alert_state(
         &self,
         level: &StockLevel,
-        crossing: Crossing,
+        decision: &AlertDecision,
         pending_alert: Option<&str>,
     ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own part of this
 
 use shared::admin::{StockChange, StockUpdate};
+use shared::alerts::AlertPolicy;
 use shared::auth::Caller;
 use shared::domain::{ProductId, StockLevel, WarehouseId};
 use shared::holds::{CartToken, Holder, HolderProof, Quantity, ReserveRequest};
@@ -14,6 +15,10 @@ use shared::time::EpochSeconds;
 /// A fixed clock: the tests move it by hand.
 pub const T0: EpochSeconds = 1_800_000_000;
 pub const HOLD_SECONDS: i64 = 900;
+/// Alerts as soon as the counters cross (the quiet period off): the tests of one alert per crossing.
+pub const NO_DAMPING: AlertPolicy = AlertPolicy { quiet_seconds: 0 };
+/// The template's default quiet period: the tests of damping.
+pub const QUIET: AlertPolicy = AlertPolicy { quiet_seconds: 900 };
 
 pub fn product(id: &str) -> ProductId {
     ProductId::parse(id).unwrap()

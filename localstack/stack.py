@@ -342,7 +342,8 @@ def ensure_demo_users(cognito, pool_id: str, previous: dict) -> dict:
 
 
 def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_seconds: int = 900,
-       backstop_schedule: str = "rate(1 minute)", chaos: str = "", chaos_seed: str = "") -> dict:
+       backstop_schedule: str = "rate(1 minute)", chaos: str = "", chaos_seed: str = "",
+       digest_schedule: str | None = None) -> dict:
     """The whole bring-up; returns what it writes to <state-dir>/stack.json."""
     started = time.monotonic()
     external = os.environ.get("AWS_ENDPOINT_URL")
@@ -362,7 +363,8 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
     origin = local_frontend_origin(endpoint, frontend_bucket(STACK_NAME, account, REGION))
     outputs = deploy(client("cloudformation"), template, {
         "Architecture": "x86_64", "HoldSeconds": str(hold_seconds), "CreateLocalAlertsQueue": "true",
-        "BackstopSchedule": backstop_schedule, "FrontendOrigin": origin})
+        "BackstopSchedule": backstop_schedule, "FrontendOrigin": origin,
+        **({"DigestSchedule": digest_schedule} if digest_schedule else {})})
     step("seeding the demo catalogue and demo users")
     catalogue = seed(client("dynamodb"), outputs["StockTableName"])
     stack_file = state_dir / "stack.json"
@@ -393,13 +395,15 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "hold_seconds": int(outputs["HoldSeconds"]),
         "alerts_topic_arn": outputs["AlertsTopicArn"],
         "alerts_queue_url": outputs["LocalAlertsQueueUrl"],
+        "digest_queue_url": outputs["LocalDigestQueueUrl"],
         "stream_failures_queue_url": outputs["StreamFailuresQueueUrl"],
         "history_table": outputs["HistoryTableName"],
         "operations_topic_arn": outputs["OperationsTopicArn"],
         "dashboard_name": outputs["DashboardName"],
         "functions": {name: outputs[f"{key}FunctionName"] for name, key in [
             ("check_thresholds", "CheckThresholds"), ("stock_events", "StockEvents"),
-            ("expire_reservations", "ExpireReservations"), ("record_history", "RecordHistory")]},
+            ("expire_reservations", "ExpireReservations"), ("record_history", "RecordHistory"),
+            ("send_digest", "SendDigest")]},
         "demo_products": [p["product_id"] for p in catalogue],
         # Local only: passwords of the demo users this bring-up created.
         "demo_users": users,

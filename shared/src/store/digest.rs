@@ -107,9 +107,10 @@ impl DigestLog for DynamoDigestLog {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(day)))
-            .update_expression("SET #state = :sent, sent_at = :now, items = :items")
+            .update_expression("SET #state = :sent, sent_at = :now, #items = :items")
             .condition_expression("run_id = :run")
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#items", "items") // a reserved word
             .expression_attribute_values(":sent", s(SENT))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":items", n(i64::try_from(items).unwrap_or(i64::MAX)))

@@ -191,7 +191,7 @@ impl Digest {
                     line.sold.to_string(),
                     format!("{:.1}", line.per_day()),
                     match line.days_left() {
-                        Some(days) if days == 0.0 => "0".to_owned(),
+                        _ if line.available <= 0 => "0".to_owned(),
                         Some(days) => format!("{days:.1}"),
                         None => "-".to_owned(),
                     },

@@ -43,6 +43,7 @@ NO_IO_EVENTS = {
     "record_history": {"Records": []},
     "expire_reservations": {"Records": []},
     "check_thresholds": None,
+    "send_digest": None,
     "hello_lambda": {"hello": "world"},
 }
 

@@ -263,12 +263,15 @@ def lambda_record(record: dict, stream_arn: str) -> dict:
 
 
 class AlertInbox:
-    """Reads the alerts the stack published, from the SQS queue subscribed to its topic."""
+    """Reads the alerts the stack published, from the SQS queue subscribed to its topic (or another
+    queue subscribed to it, such as the digest-only one). Daily digests (message attribute kind =
+    digest, a plain-text body) are kept apart, in `digests`."""
 
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack, queue_url: str | None = None):
         self.sqs = stack.client("sqs")
-        self.queue_url = stack.description["alerts_queue_url"]
+        self.queue_url = queue_url or stack.description["alerts_queue_url"]
         self.received: list[dict] = []
+        self.digests: list[dict] = []
 
     def drain(self):
         while True:
@@ -278,11 +281,13 @@ class AlertInbox:
                 return
             for message in messages:
                 envelope = json.loads(message["Body"])
-                self.received.append({
-                    "subject": envelope.get("Subject"),
-                    "body": json.loads(envelope["Message"]),
-                    "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
-                })
+                attributes = {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()}
+                if attributes.get("kind") == "digest":
+                    self.digests.append({"subject": envelope.get("Subject"), "text": envelope["Message"],
+                                         "attributes": attributes})
+                else:
+                    self.received.append({"subject": envelope.get("Subject"), "body": json.loads(envelope["Message"]),
+                                          "attributes": attributes})
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def for_product(self, product: str) -> list[dict]:

@@ -349,7 +349,7 @@ LOCAL_ALERT_QUIET_SECONDS = 60
 
 def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_seconds: int = 900,
        backstop_schedule: str = "rate(1 minute)", chaos: str = "", chaos_seed: str = "",
-       alert_quiet_seconds: int = LOCAL_ALERT_QUIET_SECONDS) -> dict:
+       alert_quiet_seconds: int = LOCAL_ALERT_QUIET_SECONDS, digest_schedule: str | None = None) -> dict:
     """The whole bring-up; returns what it writes to <state-dir>/stack.json."""
     started = time.monotonic()
     external = os.environ.get("AWS_ENDPOINT_URL")
@@ -370,7 +370,8 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
     outputs = deploy(client("cloudformation"), template, {
         "Architecture": "x86_64", "HoldSeconds": str(hold_seconds), "CreateLocalAlertsQueue": "true",
         "BackstopSchedule": backstop_schedule, "FrontendOrigin": origin,
-        "AlertQuietSeconds": str(alert_quiet_seconds)})
+        "AlertQuietSeconds": str(alert_quiet_seconds),
+        **({"DigestSchedule": digest_schedule} if digest_schedule else {})})
     step("seeding the demo catalogue and demo users")
     catalogue = seed(client("dynamodb"), outputs["StockTableName"])
     stack_file = state_dir / "stack.json"
@@ -402,13 +403,15 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "alert_quiet_seconds": int(outputs["AlertQuietSeconds"]),
         "alerts_topic_arn": outputs["AlertsTopicArn"],
         "alerts_queue_url": outputs["LocalAlertsQueueUrl"],
+        "digest_queue_url": outputs["LocalDigestQueueUrl"],
         "stream_failures_queue_url": outputs["StreamFailuresQueueUrl"],
         "history_table": outputs["HistoryTableName"],
         "operations_topic_arn": outputs["OperationsTopicArn"],
         "dashboard_name": outputs["DashboardName"],
         "functions": {name: outputs[f"{key}FunctionName"] for name, key in [
             ("check_thresholds", "CheckThresholds"), ("stock_events", "StockEvents"),
-            ("expire_reservations", "ExpireReservations"), ("record_history", "RecordHistory")]},
+            ("expire_reservations", "ExpireReservations"), ("record_history", "RecordHistory"),
+            ("send_digest", "SendDigest")]},
         "demo_products": [p["product_id"] for p in catalogue],
         # Local only: passwords of the demo users this bring-up created.
         "demo_users": users,

@@ -35,9 +35,10 @@ def stack() -> Stack:
         return
     state_dir = Path(tempfile.mkdtemp(prefix="inventory-test-", dir=stack_tool.ROOT / ".local"))
     try:
-        # The backstop runs when a test invokes it, so its reports are the test's own.
+        # The backstop and the digest run when a test invokes them, so their reports are the test's own.
         description = stack_tool.up(state_dir, free_port(), ttl_reaper_interval=1.0, hold_seconds=TEST_HOLD_SECONDS,
-                                    backstop_schedule="rate(1 day)", alert_quiet_seconds=TEST_ALERT_QUIET_SECONDS)
+                                    backstop_schedule="rate(1 day)", digest_schedule="rate(1 day)",
+                                    alert_quiet_seconds=TEST_ALERT_QUIET_SECONDS)
         yield Stack(description, state_dir)
     finally:
         stack_tool.stop_ministack(state_dir)
@@ -113,6 +114,7 @@ FILE_SECONDS = {
     "tests/test_browser.py": 37, "tests/test_fidelity.py": 26, "tests/test_scenarios.py": 19,
     "tests/test_operations.py": 12, "tests/test_holds.py": 12, "tests/test_bad_input.py": 7,
     "tests/test_admin.py": 7, "tests/test_concurrency.py": 4, "tests/test_holders.py": 4,
+    "tests/test_digest.py": 9,
 }
 
 

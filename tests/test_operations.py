@@ -161,7 +161,7 @@ def test_the_template_has_the_alarms_the_operators_need():
     assert ALARMS == sorted([
         "StreamFailuresAlarm", "StreamIteratorAgeAlarm", "Api5xxRateAlarm", "ApiFunctionErrorsAlarm",
         "PipelineFunctionErrorsAlarm", "ApiFunctionThrottlesAlarm", "PipelineFunctionThrottlesAlarm",
-        "BackstopRepairsAlarm", "CounterRepairsAlarm", "ReleaseLagAlarm"])
+        "BackstopRepairsAlarm", "CounterRepairsAlarm", "ReleaseLagAlarm", "DigestFailedAlarm"])
     functions = {name for name, r in TEMPLATE["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
     watched = {json.dumps(TEMPLATE["Resources"][a]["Properties"]) for a in ALARMS}
     for metric in ("Errors", "Throttles"):

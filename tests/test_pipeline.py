@@ -25,8 +25,8 @@ def test_reserving_across_the_threshold_sends_one_low_stock_alert(stack, new_pro
     assert (body["type"], body["warehouse_id"], body["available"], body["stock_count"], body["reserved_count"],
             body["threshold_level"], body["crossings"], body["cause"]) == ("LOW_STOCK", "main", 5, 10, 5, 5, 1, "hold")
     assert body["alert_id"] and body["at"].endswith("Z")
-    assert alert["attributes"] == {"type": "LOW_STOCK", "product_id": product, "warehouse_id": "main",
-                                   "alert_id": body["alert_id"]}
+    assert alert["attributes"] == {"kind": "alert", "type": "LOW_STOCK", "product_id": product,
+                                   "warehouse_id": "main", "alert_id": body["alert_id"]}
     assert len(before(inbox.settled(product), first)) == 1
 
 

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::error::InventoryError;
 use crate::events::FromStreamRecord;
 use crate::metrics::{self, Metric};
+use crate::store::digest::DynamoDigestLog;
 use crate::store::dynamo::DynamoStore;
 use crate::store::history::DynamoHistory;
 use crate::store::sns::SnsPublisher;
@@ -65,6 +66,12 @@ pub async fn stores_with_publisher() -> Result<(DynamoStore, SnsPublisher), Erro
 pub async fn history_store() -> Result<DynamoHistory, Error> {
     let table = crate::config::required("HISTORY_TABLE")?;
     Ok(DynamoHistory::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), table))
+}
+
+/// The daily digest's log, in the requests table (`REQUESTS_TABLE`).
+pub async fn digest_log() -> Result<DynamoDigestLog, Error> {
+    let table = crate::config::required("REQUESTS_TABLE")?;
+    Ok(DynamoDigestLog::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), table))
 }
 
 async fn stores() -> Result<(DynamoStore, aws_config::SdkConfig), Error> {

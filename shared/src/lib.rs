@@ -5,6 +5,7 @@
 //! - [`requests`]: idempotency records, so a retried write is answered, never applied twice.
 //! - [`reconcile`]: when counters that disagree with their holds are drift to repair.
 //! - [`history`]: the audit trail's entries, derived from stock-table stream records.
+//! - [`digest`]: the daily digest of low and out-of-stock items, soonest to run out first.
 //! - [`metrics`]: CloudWatch embedded-metric-format lines for the operations dashboard and alarms.
 //! - [`auth`]: the caller, from claims API Gateway has verified.
 //! - [`error`]: the one error enum and its HTTP mapping.
@@ -19,6 +20,7 @@ pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod digest;
 pub mod domain;
 pub mod entrypoint;
 pub mod error;

@@ -10,11 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    AdminOutcome, AlertPublisher, AlertStore, DeletedHoldOutcome, EndOutcome, ExpiryStore, HistoryStore, HoldStore,
-    PlaceOutcome, ReconcileStore, StockAdmin, StockPage, StockReader,
+    AdminOutcome, AlertPublisher, AlertStore, DeletedHoldOutcome, DigestClaim, DigestLog, DigestPublisher, EndOutcome,
+    ExpiryStore, HistoryStore, HoldStore, PlaceOutcome, ReconcileStore, SalesHistory, StockAdmin, StockPage,
+    StockReader,
 };
 use crate::admin::{StockChange, StockUpdate};
 use crate::alerts::{Alert, AlertDecision};
+use crate::digest::Digest;
 use crate::domain::{
     ChangeKind, CounterLook, LastChange, ProductId, StockLevel, WarehouseId, RECONCILER_ACTOR, TTL_ACTOR,
 };
@@ -49,6 +51,8 @@ struct Tables {
     requests: HashMap<String, RequestRecord>,
     carts: HashMap<String, Cart>,
     history: BTreeMap<(ProductId, String), HistoryEntry>,
+    /// The daily digest's log (in the requests table on AWS): day → (run id, claimed at, sent).
+    digests: HashMap<String, (String, EpochSeconds, bool)>,
     /// The stock table's stream, not yet taken.
     stock_stream: Vec<StockItemChanged>,
     stream_sequence: u64,
@@ -560,11 +564,83 @@ impl HistoryStore for MemoryStore {
     }
 }
 
+impl SalesHistory for MemoryStore {
+    async fn units_sold_since(
+        &self,
+        product: &ProductId,
+        since: EpochSeconds,
+    ) -> Result<BTreeMap<WarehouseId, i64>, InventoryError> {
+        let tables = self.tables().await;
+        let since = rfc3339(since);
+        let mut sold = BTreeMap::new();
+        // As the Query: the product's entries with an id from `since` on (ids start with the time).
+        for (_, entry) in tables.history.range((product.clone(), since)..) {
+            if &entry.product_id != product {
+                break;
+            }
+            if entry.change.kind == ChangeKind::Committed {
+                let units = entry.before.map_or(0, |before| before.stock_count - entry.after.stock_count);
+                *sold.entry(entry.warehouse_id.clone()).or_insert(0) += units.max(0);
+            }
+        }
+        Ok(sold)
+    }
+}
+
+impl DigestLog for MemoryStore {
+    async fn claim_digest(
+        &self,
+        day: &str,
+        run_id: &str,
+        now: EpochSeconds,
+        stale_before: EpochSeconds,
+    ) -> Result<DigestClaim, InventoryError> {
+        let mut tables = self.tables().await;
+        match tables.digests.get(day) {
+            Some((_, _, true)) => return Ok(DigestClaim::Done),
+            Some((_, claimed_at, false)) if *claimed_at >= stale_before => return Ok(DigestClaim::InFlight),
+            _ => {}
+        }
+        tables.digests.insert(day.to_owned(), (run_id.to_owned(), now, false));
+        Ok(DigestClaim::Claimed)
+    }
+
+    async fn confirm_digest(
+        &self,
+        day: &str,
+        run_id: &str,
+        _items: usize,
+        _now: EpochSeconds,
+    ) -> Result<(), InventoryError> {
+        let mut tables = self.tables().await;
+        if let Some(mark) = tables.digests.get_mut(day).filter(|(run, _, _)| run == run_id) {
+            mark.2 = true;
+        }
+        Ok(())
+    }
+
+    async fn release_digest(&self, day: &str, run_id: &str) -> Result<(), InventoryError> {
+        let mut tables = self.tables().await;
+        if tables.digests.get(day).is_some_and(|(run, _, sent)| run == run_id && !sent) {
+            tables.digests.remove(day);
+        }
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// A run that died holding the day's digest claim, made at `claimed_at` (for the digest's tests).
+    pub fn leave_digest_claimed(&self, day: &str, claimed_at: EpochSeconds) {
+        self.now_tables().digests.insert(day.to_owned(), ("a run that died".to_owned(), claimed_at, false));
+    }
+}
+
 /// An alerts publisher that keeps what it was given, and can be made to fail the next publishes
 /// (as SNS does when it throttles or is down).
 #[derive(Debug, Default)]
 pub struct MemoryPublisher {
     sent: Mutex<Vec<Alert>>,
+    digests: Mutex<Vec<Digest>>,
     failures_left: AtomicUsize,
 }
 
@@ -592,6 +668,25 @@ impl AlertPublisher for MemoryPublisher {
             return Err(InventoryError::Unavailable { detail: "SNS Publish failed (test double)".into() });
         }
         self.sent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(alert.clone());
+        Ok(())
+    }
+}
+
+impl MemoryPublisher {
+    /// The digests published so far, in order.
+    pub fn digests(&self) -> Vec<Digest> {
+        self.digests.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+impl DigestPublisher for MemoryPublisher {
+    async fn publish_digest(&self, digest: &Digest) -> Result<(), InventoryError> {
+        tokio::task::yield_now().await;
+        let failing = self.failures_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if failing {
+            return Err(InventoryError::Unavailable { detail: "SNS Publish failed (test double)".into() });
+        }
+        self.digests.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(digest.clone());
         Ok(())
     }
 }

@@ -1,13 +1,16 @@
 //! Persistence, as ports and adapters: one trait per capability here (so a use case depends only on
 //! what it uses), and one file per implementation: [`dynamo`] (the stock, holds and requests tables),
-//! [`history`] (the audit trail's table), [`sns`] (alerts) and [`memory`] (in-memory, with the same
+//! [`history`] (the audit trail's table), [`sns`] (alerts), [`digest`] (the daily digest's log) and
+//! [`memory`] (in-memory, with the same
 //! conditional semantics, for the use-case tests). Every state change is one conditional write or
 //! one transaction, so counters move exactly once whatever races with them.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use crate::admin::StockUpdate;
 use crate::alerts::{Alert, AlertDecision};
+use crate::digest::Digest;
 use crate::domain::{CounterLook, ProductId, StockLevel, WarehouseId};
 use crate::error::InventoryError;
 use crate::history::HistoryEntry;
@@ -15,6 +18,7 @@ use crate::holds::{Reservation, ReservationId, Transition};
 use crate::requests::RequestRecord;
 use crate::time::EpochSeconds;
 
+pub mod digest;
 pub mod dynamo;
 pub mod history;
 pub mod memory;
@@ -245,4 +249,58 @@ pub trait HistoryStore {
         before: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<(Vec<HistoryEntry>, Option<String>), InventoryError>> + Send;
+}
+
+/// Sales, from the audit trail's table (the daily digest's pace of sales).
+pub trait SalesHistory {
+    /// Units of `product` sold (checked out) in each of its warehouses from `since` on: the sum of
+    /// the audit trail's `committed` entries recorded since then (by the stream's clock, the time in
+    /// their `entry_id`). A warehouse with no sale is absent.
+    fn units_sold_since(
+        &self,
+        product: &ProductId,
+        since: EpochSeconds,
+    ) -> impl Future<Output = Result<BTreeMap<WarehouseId, i64>, InventoryError>> + Send;
+}
+
+/// Who holds the day's digest (see `digest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestClaim {
+    /// This run sends the day's digest.
+    Claimed,
+    /// A run sent it (or found nothing to send) already.
+    Done,
+    /// Another run claimed it less than the lease ago and has not confirmed it yet.
+    InFlight,
+}
+
+/// The log of daily digests (the requests table: one record per day), so a day gets one digest
+/// whatever retries or duplicate schedule events run the function.
+pub trait DigestLog {
+    /// Claims `day`'s digest for `run_id` if no run claimed it, or if a claim made before
+    /// `stale_before` was never confirmed (its run died: no run lives longer than the lease).
+    fn claim_digest(
+        &self,
+        day: &str,
+        run_id: &str,
+        now: EpochSeconds,
+        stale_before: EpochSeconds,
+    ) -> impl Future<Output = Result<DigestClaim, InventoryError>> + Send;
+
+    /// Confirms `run_id`'s claim: the digest went out (with `items` lines; 0: nothing was low).
+    fn confirm_digest(
+        &self,
+        day: &str,
+        run_id: &str,
+        items: usize,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<(), InventoryError>> + Send;
+
+    /// Drops `run_id`'s claim (its digest could not be sent), so a retry can send it.
+    fn release_digest(&self, day: &str, run_id: &str) -> impl Future<Output = Result<(), InventoryError>> + Send;
+}
+
+/// Where the daily digest goes (the alerts topic).
+pub trait DigestPublisher {
+    fn publish_digest(&self, digest: &Digest) -> impl Future<Output = Result<(), InventoryError>> + Send;
 }

@@ -11,7 +11,9 @@ that could not be placed after it.
 
 from __future__ import annotations
 
+import calendar
 import itertools
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 
@@ -183,15 +185,25 @@ def expected_alerts(entries: list[dict]) -> list[str]:
 NEXT_STATE = {"LOW_STOCK": "LOW_STOCK", "OUT_OF_STOCK": "OUT_OF_STOCK", "BACK_IN_STOCK": "IN_STOCK"}
 
 
-def alerted(product: str, w: str, chain: list[dict], item: dict, alerts: list[dict]) -> list[str]:
+HOLD_CHANGES = ("hold", "released", "expired")
+
+
+def alerted(product: str, w: str, chain: list[dict], item: dict, alerts: list[dict], quiet: int = 0) -> list[str]:
     """One alert per crossing the pipeline saw, none lost: the alerts (deduplicated by alert_id) in the
     order they were made follow the alert state machine from the item's creation, each announcing
     figures the item really had (a state in its audit trail) that call for it; at rest the last
     announced state is what the counters call for. (A crossing that a later change superseded before
-    the pipeline read it is not announced: `expected_alerts` counts those too, for the report.)"""
+    the pipeline read it is not announced: `expected_alerts` counts those too, for the report.)
+    Damping: an alert caused by holds coming and going comes a quiet period (`quiet` seconds) after
+    the one before it at the earliest, unless it is OUT_OF_STOCK."""
     unique = sorted({a["alert_id"]: a for a in alerts}.values(), key=lambda a: a["at"])
     real = {(e["after"]["stock_count"], e["after"]["reserved_count"], e["after"]["threshold_level"]) for e in chain}
     problems = []
+    for before, after in zip(unique, unique[1:]) if quiet else ():
+        gap = parse_rfc3339(after["at"]) - parse_rfc3339(before["at"])
+        if after["type"] != "OUT_OF_STOCK" and after.get("cause") in HOLD_CHANGES and gap < quiet:
+            problems.append(f"{product}/{w}: {after['type']} ({after['alert_id']}, caused by a {after['cause']}) "
+                            f"{gap} s after the alert before it, inside the quiet period of {quiet} s")
     for alert in unique:
         figures = (alert["stock_count"], alert["reserved_count"], alert["threshold_level"])
         if figures not in real:
@@ -216,6 +228,10 @@ def alerted(product: str, w: str, chain: list[dict], item: dict, alerts: list[di
         problems.append(f"{product}/{w}: the item's alert state at rest is {item.get('status')}, but the alerts "
                         f"sent leave it at {sorted(announced)}")
     return problems
+
+
+def parse_rfc3339(at: str) -> int:
+    return calendar.timegm(time.strptime(at, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def follow(state: str | None, alerts) -> str | None:
@@ -269,7 +285,8 @@ def check_final(product: str, observation: dict, entries: list[dict], alerts: li
             problems.append(f"{product}/{w}: holds past expiry still ACTIVE at rest: {lapsed}")
         chain = sorted(by_warehouse[w], key=stream_order)
         problems += conserved(product, w, chain, item, holds)
-        problems += alerted(product, w, chain, item, [a for a in alerts if a["warehouse_id"] == w])
+        problems += alerted(product, w, chain, item, [a for a in alerts if a["warehouse_id"] == w],
+                            observation.get("alert_quiet_seconds", 0))
     ended = Counter(e["reservation_id"] for e in entries if e["kind"] in ("committed", "released", "expired"))
     twice = sorted(rid for rid, count in ended.items() if count > 1)
     if twice:

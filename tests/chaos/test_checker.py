@@ -195,6 +195,24 @@ def test_final_state_at_rest_is_accepted():
     assert check_final(P, observation(9, 0, [("r1", 3, "COMMITTED")]), TRAIL, duplicate_delivery) == []
 
 
+def test_an_alert_caused_by_holds_inside_the_quiet_period_is_found():
+    """Damping: after an alert, one caused by holds waits a quiet period; OUT_OF_STOCK and shelf
+    changes do not."""
+    trail = [entry(0, "set", None, (5, 0)), entry(1, "hold", (5, 0), (5, 3), "r1"),
+             entry(2, "released", (5, 3), (5, 0), "r1"), entry(3, "hold", (5, 0), (5, 5), "r2")]
+    def timed(alert_id, kind, second, reserved, cause):
+        return {**alert(alert_id, kind, 0, 5, reserved), "at": f"2026-11-28T10:00:{second:02d}Z", "cause": cause}
+    held = [timed("a1", "LOW_STOCK", 0, 3, "hold"), timed("a2", "BACK_IN_STOCK", 10, 0, "released"),
+            timed("a3", "OUT_OF_STOCK", 12, 5, "hold")]
+    at_rest = {**observation(5, 5, [("r1", 3, "RELEASED"), ("r2", 5, "ACTIVE")], status="OUT_OF_STOCK"),
+               "alert_quiet_seconds": 10}
+    at_rest["all_holds"][-1]["expires_at"] = 10**10
+    assert check_final(P, at_rest, trail, held) == []
+    early = [held[0], {**held[1], "at": "2026-11-28T10:00:09Z"}, held[2]]
+    [problem] = check_final(P, at_rest, trail, early)
+    assert "inside the quiet period of 10 s" in problem and "a2" in problem
+
+
 @pytest.mark.parametrize("case, observed, trail, alerts, says", [
     ("counters drifted", observation(9, 1, [("r1", 3, "COMMITTED")]), TRAIL, ALERTS, "reserved 1 but"),
     ("a hold left ACTIVE twice", observation(9, 0, [("r1", 3, "COMMITTED")]),

@@ -275,6 +275,14 @@ def settle(stack: Stack, history: History, products: list[str], stats: Counter):
         report = invoke_backstop(stack, stats)
         if report and not report.get("holds_released") and not report.get("holds_deferred"):
             break
+    wait_for_quiet_consumers(stack, products)
+    # A crossing a quiet period held is announced once due: by the backstop, after the period.
+    time.sleep(stack.description.get("alert_quiet_seconds", 0) + 1)
+    invoke_backstop(stack, stats)
+    wait_for_quiet_consumers(stack, products)
+
+
+def wait_for_quiet_consumers(stack: Stack, products: list[str]):
     seen = None
     while True:  # the consumers are quiet when two reads 3 s apart see the same trail and stream
         now = [len(audit_trail(stack, product)) for product in products]
@@ -359,7 +367,8 @@ def finish(stack: Stack, tokens: dict, inbox: AlertInbox, result: Run, products:
         stats["audit entries out of order"] += len(misordered(trail))
         alerts = [a["body"] for a in inbox.for_product(product)]
         stats["alerts"] += len({a["alert_id"] for a in alerts})
-        result.finals[product] = ({"at": at, "items": items, "all_holds": holds[product]}, trail, alerts)
+        result.finals[product] = ({"at": at, "items": items, "all_holds": holds[product],
+                                   "alert_quiet_seconds": stack.description.get("alert_quiet_seconds", 0)}, trail, alerts)
     ops = [op for op in history.ops if op.client not in ("clock", "observer")]
     stats["operations"] = len(ops)
     stats["definite"] = sum(op.definite for op in ops)

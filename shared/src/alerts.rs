@@ -76,11 +76,14 @@ pub fn crossing(recorded: Option<StockStatus>, available: i64, threshold: i64) -
 }
 
 /// Why the counters moved, as damping sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Cause {
-    /// A hold placed, released or lapsed: the shelf did not change.
+    /// Holds placed, released or lapsed: the shelf did not change. Also the writes that cannot move
+    /// `available` (a checkout sells units already held; a cart limit): a crossing seen after one
+    /// was made by an earlier hold.
     Holds,
-    /// The shelf changed (an admin's write, a checkout, a reconciler repair): news, at once.
+    /// The shelf changed (an admin's count, delivery or write-down, threshold, a reconciler
+    /// repair): news, announced at once. Wins over `Holds` (`max`).
     Shelf,
 }
 
@@ -89,7 +92,8 @@ impl Cause {
     /// announced at once rather than held).
     pub fn of(level: &StockLevel) -> Self {
         match level.last_change.as_ref().map(|change| change.kind) {
-            Some(ChangeKind::Hold | ChangeKind::Released | ChangeKind::Expired) => Self::Holds,
+            Some(ChangeKind::Hold | ChangeKind::Released | ChangeKind::Expired | ChangeKind::Committed)
+            | Some(ChangeKind::Limit) => Self::Holds,
             _ => Self::Shelf,
         }
     }
@@ -112,17 +116,24 @@ pub struct AlertDecision {
     pub held_until: Option<EpochSeconds>,
 }
 
-/// Where the item's alert state should go at `now`, given its counters and what damping kept:
-/// `None` if nothing changes. A crossing of the announced state (`crossing`) is announced now if it
-/// is OUT_OF_STOCK, caused by the shelf, or (caused by holds) outside a quiet period — a recovery
-/// only once it has lasted one; otherwise it is held, and the backstop announces it once due if the
-/// counters still call for it then, as one alert folding every crossing in between.
-pub fn decide(level: &StockLevel, policy: AlertPolicy, now: EpochSeconds) -> Option<AlertDecision> {
+/// Where the item's alert state should go at `now`, given its counters, what damping kept, and
+/// why the counters moved (`cause`: the stream record's change, or, where a reread found the item
+/// moved on, the shelf if either was): `None` if nothing changes. A crossing of the announced state
+/// (`crossing`) is announced now if it is OUT_OF_STOCK, caused by the shelf, or (caused by holds)
+/// outside a quiet period — a recovery only once it has lasted one; otherwise it is held, and the
+/// backstop announces it once due if the counters still call for it then, as one alert folding
+/// every crossing in between.
+pub fn decide(level: &StockLevel, cause: Cause, policy: AlertPolicy, now: EpochSeconds) -> Option<AlertDecision> {
     let (available, threshold) = (level.available_count, level.threshold_level);
     let announced = level.status.unwrap_or(StockStatus::InStock);
     let kept = level.damping;
-    let mut damping =
-        kept.unwrap_or(AlertDamping { observed: announced, observed_since: now, crossings: 0, quiet_until: 0 });
+    let mut damping = kept.unwrap_or(AlertDamping {
+        observed: announced,
+        observed_since: now,
+        crossings: 0,
+        quiet_until: 0,
+        revision: 0,
+    });
     // The counters' own state, as if every crossing were announced: what the next alert folds.
     if let Some(observed) = crossing(kept.map(|d| d.observed).or(level.status), available, threshold) {
         if observed.to != damping.observed {
@@ -131,25 +142,33 @@ pub fn decide(level: &StockLevel, policy: AlertPolicy, now: EpochSeconds) -> Opt
         damping.observed = observed.to;
         damping.crossings += u32::from(observed.alert.is_some());
     }
-    let unchanged = |damping: AlertDamping, held_until| {
-        (Some(damping) != kept).then_some(AlertDecision { status: announced, damping, alert: None, held_until })
-    };
     let Some(announce) = crossing(level.status, available, threshold) else {
-        return unchanged(damping, None); // back at the announced state: only damping's memory moves
+        // Back at the announced state. Once the quiet period is over, the crossings in between were
+        // folded into nothing: the next alert does not count them.
+        if damping.observed == announced && now >= damping.quiet_until {
+            damping.crossings = 0;
+        }
+        return unchanged(level, kept, damping, None);
     };
     let since_observed = if damping.observed == announce.to { damping.observed_since } else { now };
     let due = match announce.alert {
         None | Some(AlertType::OutOfStock) => now,
-        Some(_) if Cause::of(level) == Cause::Shelf => now,
+        Some(_) if cause == Cause::Shelf => now,
         Some(AlertType::BackInStock) => (since_observed + policy.quiet_seconds).max(damping.quiet_until),
         Some(AlertType::LowStock) => damping.quiet_until,
     };
     if due > now {
-        return unchanged(damping, Some(due));
+        return unchanged(level, kept, damping, Some(due));
     }
+    let revision = damping.revision + 1;
     let Some(kind) = announce.alert else {
         // A new item's first state, nothing to announce.
-        return Some(AlertDecision { status: announce.to, damping, alert: None, held_until: None });
+        return Some(AlertDecision {
+            status: announce.to,
+            damping: AlertDamping { revision, ..damping },
+            alert: None,
+            held_until: None,
+        });
     };
     Some(AlertDecision {
         status: announce.to,
@@ -158,9 +177,25 @@ pub fn decide(level: &StockLevel, policy: AlertPolicy, now: EpochSeconds) -> Opt
             observed_since: since_observed,
             crossings: 0,
             quiet_until: now + policy.quiet_seconds,
+            revision,
         },
         alert: Some((kind, damping.crossings.max(1))),
         held_until: None,
+    })
+}
+
+/// The decision that only damping's memory moves (the announced state stays), if it moved.
+fn unchanged(
+    level: &StockLevel,
+    kept: Option<AlertDamping>,
+    damping: AlertDamping,
+    held_until: Option<EpochSeconds>,
+) -> Option<AlertDecision> {
+    (Some(damping) != kept).then(|| AlertDecision {
+        status: level.status.unwrap_or(StockStatus::InStock),
+        damping: AlertDamping { revision: damping.revision + 1, ..damping },
+        alert: None,
+        held_until,
     })
 }
 
@@ -320,7 +355,7 @@ mod tests {
         item.status = Some(S::InStock);
         let mut sent = Vec::new();
         let mut settle = |item: &mut StockLevel, now| {
-            if let Some(decision) = decide(item, QUIET, now) {
+            if let Some(decision) = decide(item, Cause::of(item), QUIET, now) {
                 item.status = Some(decision.status);
                 item.damping = Some(decision.damping);
                 sent.extend(decision.alert.map(|(kind, crossings)| (now, kind, crossings)));
@@ -343,7 +378,7 @@ mod tests {
         sent
     }
 
-    use ChangeKind::{Adjust, Expired, Hold, Released};
+    use ChangeKind::{Adjust, Committed, Expired, Hold, Released};
 
     #[test]
     fn a_cart_added_and_removed_four_times_sends_one_alert_then_where_it_stands() {
@@ -392,14 +427,33 @@ mod tests {
     }
 
     #[test]
+    fn a_checkout_after_a_held_crossing_does_not_make_it_shelf_news() {
+        // A checkout sells units already held: it cannot move `available`, nor hurry a held alert.
+        let sent = damped(5, &[(100, 4, Hold), (110, 10, Released), (130, 10, Committed)], 3000);
+        assert_eq!(sent, [(100, A::LowStock, 1), (1020, A::BackInStock, 1)]);
+    }
+
+    #[test]
+    fn crossings_folded_into_nothing_are_not_counted_by_a_later_alert() {
+        // Ten churns that end where they were announced, long ago; a week later a delivery.
+        let mut changes = vec![(100, 4, Hold)];
+        changes.extend((0..10).flat_map(|i| [(200 + 10 * i, 10, Released), (205 + 10 * i, 4, Hold)]));
+        changes.push((9000, 30, Adjust));
+        assert_eq!(damped(5, &changes, 9100), [(100, A::LowStock, 1), (9000, A::BackInStock, 1)]);
+    }
+
+    #[test]
     fn without_a_quiet_period_every_crossing_is_announced() {
         let mut item = level(50, 5);
         item.status = Some(S::LowStock);
         item.last_change =
             Some(crate::domain::LastChange { kind: Released, actor: "t".into(), reason: None, reservation_id: None });
-        let decision = decide(&item, AlertPolicy { quiet_seconds: 0 }, 10).unwrap();
+        let decision = decide(&item, Cause::Holds, AlertPolicy { quiet_seconds: 0 }, 10).unwrap();
         assert_eq!((decision.status, decision.alert), (S::InStock, Some((A::BackInStock, 1))));
-        assert_eq!(decide(&level(50, 5), QUIET, 10).map(|d| (d.status, d.alert)), Some((S::InStock, None)));
+        assert_eq!(
+            decide(&level(50, 5), Cause::Shelf, QUIET, 10).map(|d| (d.status, d.alert)),
+            Some((S::InStock, None))
+        );
     }
 
     #[test]

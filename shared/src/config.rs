@@ -67,7 +67,7 @@ fn alert_policy_from(lookup: impl Fn(&str) -> Option<String>) -> Result<crate::a
 /// How long the audit trail keeps an entry (`HISTORY_RETENTION_DAYS`, the template's parameter).
 pub fn history_retention_seconds() -> Result<i64, SettingError> {
     let days =
-        number_from(|name| env::var(name).ok(), "HISTORY_RETENTION_DAYS", 1..=3650, "a number of days from 1 to 3650")?;
+        number_from(|name| env::var(name).ok(), "HISTORY_RETENTION_DAYS", 7..=3650, "a number of days from 7 to 3650")?;
     Ok(days * 24 * 3600)
 }
 

@@ -221,6 +221,10 @@ pub struct AlertDamping {
     pub crossings: u32,
     /// The end of the quiet period after the last alert (epoch seconds).
     pub quiet_until: crate::time::EpochSeconds,
+    /// Grows with every write of the alert state: what a write of it is conditioned on (not the
+    /// whole map, which a later version may extend).
+    #[serde(default)]
+    pub revision: i64,
 }
 
 /// The figures a shopper or admin sees for a product, or for one of its warehouses.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::alerts::{crossing, decide, Alert, AlertDecision, AlertPolicy, AlertType, Cause};
-use crate::domain::BACKSTOP_ACTOR;
+use crate::domain::{ChangeKind, BACKSTOP_ACTOR};
 use crate::domain::{StockLevel, StockStatus};
 use crate::error::InventoryError;
 use crate::events::{HoldRecordRemoved, StockItemChanged};
@@ -22,7 +22,7 @@ use crate::store::{
     AlertPublisher, AlertStore, DeletedHoldOutcome, EndOutcome, ExpiryStore, HistoryStore, HoldStore, ReconcileStore,
     StockAdmin,
 };
-use crate::time::EpochSeconds;
+use crate::time::{rfc3339, EpochSeconds};
 
 /// What one stock-stream record came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,16 +86,20 @@ pub async fn settle_alert(
     const CLAIMS: usize = 3;
     let mut sent = Vec::new();
     let mut claims = 0;
+    // Why the counters moved: the change `level` shows; where a reread finds the item moved on,
+    // the shelf if either change was (a write-down's crossing is not held because a hold followed).
+    let mut cause = Cause::of(&level);
     // Bounded: each pass publishes and confirms a pending alert, or claims, or loses a claim.
     for _ in 0..2 * CLAIMS {
         if level.pending_alert.is_some() {
             let (published, current) = publish_pending(store, publisher, &level).await?;
             sent.extend(published);
             let Some(current) = current else { return Ok(sent) };
+            cause = cause.max(Cause::of(&current));
             level = current;
             continue;
         }
-        let Some(decision) = decide(&level, policy, now) else {
+        let Some(decision) = decide(&level, cause, policy, now) else {
             return Ok(sent);
         };
         if claims == CLAIMS {
@@ -109,7 +113,7 @@ pub async fn settle_alert(
             .transpose()
             .map_err(|e| InventoryError::internal(e.to_string()))?;
         if store.record_alert_state(&level, &decision, json.as_deref()).await? {
-            log_decision(&level, &decision);
+            log_decision(&level, &decision, cause);
             if let (Some(alert), Some(json)) = (alert, json) {
                 publish(store, publisher, &level, &alert, &json).await?;
                 sent.push(alert.kind);
@@ -117,7 +121,10 @@ pub async fn settle_alert(
             return Ok(sent);
         }
         match store.stock_level(&level.product_id, &level.warehouse_id).await? {
-            Some(current) => level = current,
+            Some(current) => {
+                cause = cause.max(Cause::of(&current));
+                level = current;
+            }
             None => return Ok(sent),
         }
     }
@@ -127,17 +134,17 @@ pub async fn settle_alert(
 }
 
 /// Every change of the alert state is logged: a state announced, a crossing held, folded away.
-fn log_decision(level: &StockLevel, decision: &AlertDecision) {
+fn log_decision(level: &StockLevel, decision: &AlertDecision, cause: Cause) {
     let (product_id, warehouse_id) = (&level.product_id, &level.warehouse_id);
     let available = level.available_count;
     let observed = decision.damping.observed;
     let crossings = decision.damping.crossings;
     if decision.status != level.status.unwrap_or(StockStatus::InStock) || level.status.is_none() {
         tracing::info!(%product_id, %warehouse_id, from = ?level.status, to = ?decision.status, available,
-                       alert = ?decision.alert, cause = ?Cause::of(level), "alert state changed");
+                       alert = ?decision.alert, ?cause, "alert state changed");
     } else if let Some(due) = decision.held_until {
         tracing::info!(%product_id, %warehouse_id, announced = ?level.status, ?observed, available, crossings,
-                       held_until = due, cause = ?Cause::of(level), "crossing held for the quiet period");
+                       held_until = due, ?cause, "crossing held for the quiet period");
     } else {
         tracing::info!(%product_id, %warehouse_id, announced = ?level.status, ?observed, available, crossings,
                        "counters back at the announced state: crossing folded away");
@@ -378,17 +385,21 @@ async fn check_item(
 ) -> Result<ItemChecked, ()> {
     let (product, warehouse, recorded) = (level.product_id.clone(), level.warehouse_id.clone(), level.status);
     // A crossing the stream did not record (of the counters' own state), or an announcement the
-    // stream should have made and did not: repaired here. An alert a quiet period held — a hold's
-    // crossing the stream recorded and left unannounced — and sent now that it is due is damping's
-    // work, not a repair.
+    // stream should have made and did not: repaired here. Not repairs: an alert a quiet period held
+    // — a hold's crossing the stream recorded and left unannounced — sent now that it is due; and an
+    // item whose hold this run released a moment ago (the stream has not had its turn yet).
+    let released_by_this_run = level.last_change.as_ref().is_some_and(|change| {
+        change.kind == ChangeKind::Expired && change.actor == BACKSTOP_ACTOR && level.last_updated >= rfc3339(now)
+    });
     let observed = level.damping.map(|damping| damping.observed).or(level.status);
     let missed = crossing(observed, level.available_count, level.threshold_level).is_some();
-    let due = level.pending_alert.is_none().then(|| decide(&level, policy, now)).flatten().and_then(|d| d.alert);
+    let cause = Cause::of(&level);
+    let due = level.pending_alert.is_none().then(|| decide(&level, cause, policy, now)).flatten().and_then(|d| d.alert);
     let held_due = !missed
         && due.is_some_and(|(kind, _)| kind != AlertType::OutOfStock)
-        && Cause::of(&level) == Cause::Holds
+        && cause == Cause::Holds
         && level.damping.is_some_and(|damping| Some(damping.observed) != level.status);
-    let status_repaired = missed || (due.is_some() && !held_due);
+    let status_repaired = !released_by_this_run && (missed || (due.is_some() && !held_due));
     let (alerts_sent, held_alerts_sent) = match settle_alert(store, publisher, policy, level.clone(), now).await {
         Ok(sent) if held_due => (0, sent.len()),
         Ok(sent) => (sent.len(), 0),

@@ -190,6 +190,26 @@ async fn damped_alerts_survive_sns_failing_and_reach_the_manager_once_each() {
     assert!(item(&store, "SKU-1", "main").pending_alert.is_none());
 }
 
+/// A write-down crosses to LOW_STOCK inside a quiet period, and a hold lands before the consumer
+/// reads the write-down's record: the reread item's last change is the hold, but the crossing is
+/// the shelf's, and announced at once.
+#[tokio::test]
+async fn a_write_down_followed_by_a_hold_is_still_announced_at_once() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 3, 5).await; // created low: LOW_STOCK
+    run_alerts_under(QUIET, &store, &publisher, T0).await;
+    let delivery = adjust("main", 27, None);
+    service::update_stock(&store, &product("SKU-1"), &delivery, None, &admin(), T0).await.unwrap();
+    run_alerts_under(QUIET, &store, &publisher, T0 + 10).await; // BACK_IN_STOCK; quiet until T0 + 910
+    let write_down = adjust("main", -26, None);
+    service::update_stock(&store, &product("SKU-1"), &write_down, None, &admin(), T0).await.unwrap();
+    hold(&store, 1, 1).await;
+    let changes = store.take_stock_changes();
+    pipeline::on_stock_change(&store, &publisher, QUIET, &changes[0], T0 + 20).await.unwrap();
+    assert_eq!(kinds(&publisher), [AlertType::LowStock, AlertType::BackInStock, AlertType::LowStock]);
+    assert_eq!(publisher.sent()[2].available, 3);
+}
+
 #[tokio::test]
 async fn a_lagging_consumer_never_announces_a_state_the_item_has_left() {
     // Found by make chaos: a stale stream image re-announced BACK_IN_STOCK "12 available" while the

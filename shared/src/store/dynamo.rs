@@ -914,9 +914,15 @@ impl AlertStore for DynamoStore {
             }
         };
         update = match &level.damping {
-            Some(kept) => {
-                condition.push_str(" AND #damping = :kept");
-                update.expression_attribute_values(":kept", to_attribute(kept)?)
+            Some(kept) if kept.revision > 0 => {
+                condition.push_str(" AND #damping.#revision = :revision");
+                update
+                    .expression_attribute_names("#revision", "revision")
+                    .expression_attribute_values(":revision", n(kept.revision))
+            }
+            Some(_) => {
+                condition.push_str(" AND attribute_exists(#damping) AND attribute_not_exists(#damping.#revision)");
+                update.expression_attribute_names("#revision", "revision")
             }
             None => {
                 condition.push_str(" AND attribute_not_exists(#damping)");

@@ -355,7 +355,7 @@ impl AlertStore for MemoryStore {
         };
         if current.sequence != level.sequence
             || current.status != level.status
-            || current.damping != level.damping
+            || current.damping.map(|d| d.revision) != level.damping.map(|d| d.revision)
             || current.pending_alert.is_some()
         {
             return Ok(false);

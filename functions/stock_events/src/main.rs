@@ -1,10 +1,11 @@
-//! Stock table stream → alert state and SNS alerts.
+//! Stock table stream → alert state and SNS alerts, and shoppers' back-in-stock e-mails.
 
 use lambda_runtime::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let stores = shared::entrypoint::stores_with_publisher().await?;
-    shared::entrypoint::serve_stream(&stores, stock_events::handler).await
+    let (store, publisher) = shared::entrypoint::stores_with_publisher().await?;
+    let shoppers = shared::entrypoint::shopper_mail().await?;
+    shared::entrypoint::serve_stream(&(store, publisher, shoppers), stock_events::handler).await
 }

@@ -32,9 +32,8 @@ use crate::holds::CartId;
 use crate::store::{ConfirmOutcome, Mailer, StockReader, SubscriptionStore};
 use crate::time::EpochSeconds;
 
-/// Longest address accepted (RFC 5321's path limit, less the angle brackets), and its local part.
+/// Longest address accepted (RFC 5321's path limit, less the angle brackets).
 pub const MAX_EMAIL_LEN: usize = 254;
-pub const MAX_EMAIL_LOCAL_LEN: usize = 64;
 
 /// How long an unconfirmed sign-up (and its address) is kept: the confirmation link's lifetime.
 pub const PENDING_SECONDS: i64 = 24 * 3600;
@@ -59,7 +58,10 @@ pub const SEND_BUDGET: Duration = Duration::from_secs(6);
 
 /// An e-mail address, checked once at the edge: plain ASCII `local@domain`, no quoting, no
 /// comments, no IP literals, no whitespace or control characters (so nothing can inject a header),
-/// at most [`MAX_EMAIL_LEN`] characters. Stored in lower case: one subscription per mailbox.
+/// at most [`MAX_EMAIL_LEN`] characters. Exactly the `email` pattern of docs/openapi.yaml (the
+/// fuzzer holds us to it), so the finer limits of RFC 5321 (64 before the @, 63 per domain label)
+/// are left to SES, whose refusal of an address answers 400 too. Stored in lower case: one
+/// subscription per mailbox.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct EmailAddress(String);
@@ -83,10 +85,8 @@ impl EmailAddress {
         let Some((local, domain)) = raw.split_once('@') else {
             return Err(invalid("must be an address like name@example.com"));
         };
-        if local.is_empty() || local.len() > MAX_EMAIL_LOCAL_LEN {
-            return Err(invalid(&format!("the part before @ must be 1 to {MAX_EMAIL_LOCAL_LEN} characters")));
-        }
-        let local_ok = local.chars().all(|c| c.is_ascii_alphanumeric() || LOCAL_PUNCTUATION.contains(c))
+        let local_ok = !local.is_empty()
+            && local.chars().all(|c| c.is_ascii_alphanumeric() || LOCAL_PUNCTUATION.contains(c))
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..");
@@ -95,7 +95,7 @@ impl EmailAddress {
         }
         let labels: Vec<&str> = domain.split('.').collect();
         let label_ok = |label: &&str| {
-            (1..=63).contains(&label.len())
+            !label.is_empty()
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
@@ -554,7 +554,6 @@ mod tests {
         let email = EmailAddress::parse("Ada.Lovelace+shop@Example.co.uk").unwrap();
         assert_eq!(email.as_str(), "ada.lovelace+shop@example.co.uk");
         assert_eq!(format!("{email:?}"), "EmailAddress(…)");
-        let long_local = format!("{}@example.com", "a".repeat(65));
         let too_long = format!("{}@{}.com", "a".repeat(60), "b".repeat(200));
         for bad in [
             "",
@@ -579,7 +578,6 @@ mod tests {
             "a@exämple.com",
             "a,b@example.com",
             "a<b>@example.com",
-            long_local.as_str(),
             too_long.as_str(),
         ] {
             let err = EmailAddress::parse(bad).unwrap_err();

@@ -113,6 +113,7 @@ FILE_SECONDS = {
     "tests/test_browser.py": 37, "tests/test_fidelity.py": 26, "tests/test_scenarios.py": 19,
     "tests/test_operations.py": 12, "tests/test_holds.py": 12, "tests/test_bad_input.py": 7,
     "tests/test_admin.py": 7, "tests/test_concurrency.py": 4, "tests/test_holders.py": 4,
+    "tests/test_back_in_stock.py": 12,
 }
 
 

@@ -588,6 +588,13 @@ mod tests {
         }
     }
 
+    /// The product page checks the length with the same number (frontend/src/limits.ts).
+    #[test]
+    fn the_frontend_uses_this_limit() {
+        let frontend = include_str!("../../frontend/src/limits.ts");
+        assert!(frontend.lines().any(|line| line == format!("export const MAX_EMAIL_LEN = {MAX_EMAIL_LEN};")));
+    }
+
     #[test]
     fn a_token_round_trips_and_keeps_its_secret() {
         let key = SubscriptionKey::of(&ProductId::parse("SKU.1:a").unwrap(), &EmailAddress::parse("a@b.co").unwrap());

@@ -448,16 +448,17 @@ pub async fn unsubscribe(
 /// What one stock-stream record came to for the shoppers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackInStockOutcome {
-    /// The record is not an item going from none available to some, or the product as a whole
-    /// has none available now.
+    /// The record is not an item going from none available to some, or (with someone waiting)
+    /// the product as a whole has none available now.
     NotBack,
     /// The product is back: the e-mails sent now (0 when every subscriber was mailed before).
     Notified { sent: usize },
 }
 
 /// Stock stream: an item whose available units went from none to some may have brought its product
-/// back. Reads the product's warehouses (strongly consistent) and, if units are for sale, mails
-/// each confirmed subscriber once, at most [`SEND_CONCURRENCY`] at a time.
+/// back. Reads the product's confirmed subscriptions and, if there are any, its warehouses (both
+/// strongly consistent); if units are for sale, mails each subscriber once, at most
+/// [`SEND_CONCURRENCY`] at a time.
 pub async fn on_stock_change(
     stock: &impl StockReader,
     shoppers: &ShopperMail<impl SubscriptionStore, impl Mailer>,
@@ -469,10 +470,14 @@ pub async fn on_stock_change(
         return Ok(BackInStockOutcome::NotBack);
     }
     let product = &change.new.product_id;
+    // Whom to mail first: most restocks have nobody waiting, and then the stock is not read again.
+    let waiting = shoppers.subscriptions.confirmed(product, now).await?;
+    if waiting.is_empty() {
+        return Ok(BackInStockOutcome::Notified { sent: 0 });
+    }
     if total_available(stock, product).await?.unwrap_or(0) <= 0 {
         return Ok(BackInStockOutcome::NotBack);
     }
-    let waiting = shoppers.subscriptions.confirmed(product, now).await?;
     let started = Instant::now();
     let results: Vec<Result<Sent, InventoryError>> = stream::iter(waiting)
         .map(|subscription| notify_one(shoppers, subscription, started, now))

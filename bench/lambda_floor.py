@@ -39,6 +39,8 @@ NO_IO_EVENTS = {
     "update_inventory": http_event({"productId": "SKU-1"}, '{"stock_count": 1}', "PUT"),  # not signed in: 401
     "list_inventory": http_event({}),
     "get_history": http_event({"productId": "SKU-1"}),
+    "back_in_stock": {**http_event({"productId": "bad id"}, '{"email": "a@example.com"}', "POST"),
+                      "routeKey": "POST /inventory/{productId}/back-in-stock"},
     "stock_events": {"Records": []},
     "record_history": {"Records": []},
     "expire_reservations": {"Records": []},
@@ -50,8 +52,10 @@ NO_IO_EVENTS = {
 FUNCTION_ENV = {
     "STOCK_TABLE": "bench-stock", "RESERVATIONS_TABLE": "bench-reservations", "HISTORY_TABLE": "bench-history",
     "REQUESTS_TABLE": "bench-requests", "HOLDS_REQUIRE_SIGN_IN": "false",
-    "HOLD_SECONDS": "900", "HISTORY_RETENTION_DAYS": "365",
+    "HOLD_SECONDS": "900", "HISTORY_RETENTION_DAYS": "365", "ALERT_QUIET_SECONDS": "900",
     "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:000000000000:bench", "STACK_NAME": "bench",
+    "SUBSCRIPTIONS_TABLE": "bench-subscriptions", "SHOPPER_EMAIL_FROM": "no-reply@shop.example",
+    "PUBLIC_API_URL": "https://bench.execute-api.us-east-1.amazonaws.com/v1",
     "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
     "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # nothing listens: an accidental call fails fast

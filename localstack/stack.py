@@ -371,6 +371,8 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "Architecture": "x86_64", "HoldSeconds": str(hold_seconds), "CreateLocalAlertsQueue": "true",
         "BackstopSchedule": backstop_schedule, "FrontendOrigin": origin,
         "AlertQuietSeconds": str(alert_quiet_seconds),
+        # The e-mails' links: MiniStack serves each API at <api-id>.execute-api.localhost:<port> too.
+        "LocalApiLinkDomain": f"localhost:{endpoint.rsplit(':', 1)[-1]}",
         **({"DigestSchedule": digest_schedule} if digest_schedule else {})})
     step("seeding the demo catalogue and demo users")
     catalogue = seed(client("dynamodb"), outputs["StockTableName"])
@@ -406,12 +408,13 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "digest_queue_url": outputs["LocalDigestQueueUrl"],
         "stream_failures_queue_url": outputs["StreamFailuresQueueUrl"],
         "history_table": outputs["HistoryTableName"],
+        "subscriptions_table": outputs["SubscriptionsTableName"],
         "operations_topic_arn": outputs["OperationsTopicArn"],
         "dashboard_name": outputs["DashboardName"],
         "functions": {name: outputs[f"{key}FunctionName"] for name, key in [
             ("check_thresholds", "CheckThresholds"), ("stock_events", "StockEvents"),
             ("expire_reservations", "ExpireReservations"), ("record_history", "RecordHistory"),
-            ("send_digest", "SendDigest")]},
+            ("send_digest", "SendDigest"), ("back_in_stock", "BackInStock")]},
         "demo_products": [p["product_id"] for p in catalogue],
         # Local only: passwords of the demo users this bring-up created.
         "demo_users": users,

@@ -116,6 +116,7 @@ FILE_SECONDS = {
     "tests/test_admin.py": 7, "tests/test_concurrency.py": 4, "tests/test_holders.py": 4,
     "tests/test_alert_damping.py": 35,
     "tests/test_digest.py": 9,
+    "tests/test_back_in_stock.py": 12,
 }
 
 

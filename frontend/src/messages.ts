@@ -29,6 +29,12 @@ export function explain(error: unknown): string {
       return `A cart may hold at most ${body.limit ?? "a few"} of this product. Check out or remove some first.`;
     case "CART_HOLDS_LIMIT":
       return `Your cart is full (${body.limit ?? "the most"} items on hold). Check out or remove an item first.`;
+    case "PRODUCT_IN_STOCK":
+      return "Good news: it's in stock now. Add it to your cart.";
+    case "TOO_MANY_SIGN_UPS":
+      return `${body.message}.`;
+    case "SUBSCRIPTION_NOT_FOUND":
+      return body.message;
     case "IDEMPOTENCY_KEY_REUSED":
       return "That request was already made with different details. Please try again.";
     case "VERSION_CONFLICT":

@@ -2,7 +2,7 @@
 import { ApiError, apiRequest, path } from "./api";
 import { currentSession, signInWithForm, signOut, SignInError } from "./auth";
 import { type Config, loadConfig } from "./config";
-import { ID_PATTERN, MAX_HOLD_QUANTITY, MAX_ID_LEN } from "./limits";
+import { ID_PATTERN, MAX_EMAIL_LEN, MAX_HOLD_QUANTITY, MAX_ID_LEN } from "./limits";
 import { explain } from "./messages";
 import { byId, countdown, el, say, secondsAgo, show } from "./ui";
 import { cartToken, newIdempotencyKey } from "./keys";
@@ -71,6 +71,10 @@ const page = {
   quantity: byId<HTMLInputElement>("quantity"),
   addButton: byId<HTMLButtonElement>("add-button"),
   addStatus: byId<HTMLParagraphElement>("add-status"),
+  notifyForm: byId<HTMLFormElement>("notify-form"),
+  notifyEmail: byId<HTMLInputElement>("notify-email"),
+  notifyButton: byId<HTMLButtonElement>("notify-button"),
+  notifyStatus: byId<HTMLParagraphElement>("notify-status"),
   cartEmpty: byId<HTMLParagraphElement>("cart-empty"),
   cartLines: byId<HTMLUListElement>("cart-lines"),
   signinForm: byId<HTMLFormElement>("signin-form"),
@@ -114,6 +118,7 @@ async function openProduct(id: string): Promise<void> {
   product = null;
   intentKey = null;
   say(page.addStatus, "");
+  say(page.notifyStatus, "");
   const url = new URL(window.location.href);
   url.searchParams.set("product", productId);
   history.replaceState(null, "", url);
@@ -162,7 +167,33 @@ function renderProduct(): void {
   page.quantity.max = String(Math.max(1, most));
   page.quantity.disabled = most < 1;
   page.addButton.disabled = most < 1;
+  // "Email me when it's back": offered only while the product as a whole is out of stock.
+  show(page.notifyForm, product.available <= 0);
   renderUpdated();
+}
+
+// --- back-in-stock sign-up -----------------------------------------------------------------------
+
+async function signUpForBackInStock(): Promise<void> {
+  const email = page.notifyEmail.value.trim();
+  if (!email || email.length > MAX_EMAIL_LEN || !page.notifyEmail.checkValidity()) {
+    say(page.notifyStatus, "Please enter an e-mail address like name@example.com.", "error");
+    return;
+  }
+  page.notifyButton.disabled = true;
+  try {
+    await apiRequest(config.apiUrl, "POST", path("inventory", productId, "back-in-stock"), {
+      body: { email },
+      cartToken: cartToken(),
+    });
+    page.notifyEmail.value = "";
+    say(page.notifyStatus, "Check your inbox to confirm: we'll e-mail you once when it's back.", "ok");
+  } catch (error) {
+    say(page.notifyStatus, explain(error), "error");
+    if (error instanceof ApiError && error.code === "PRODUCT_IN_STOCK") void refresh();
+  } finally {
+    page.notifyButton.disabled = false;
+  }
 }
 
 function renderUpdated(): void {
@@ -415,6 +446,10 @@ async function start(): Promise<void> {
     void addToCart();
   });
   page.checkoutButton.addEventListener("click", () => void checkout());
+  page.notifyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void signUpForBackInStock();
+  });
   page.signinForm.addEventListener("submit", (event) => void signInAndCheckout(event));
 
   // Availability is refreshed a few seconds apart while the tab is visible, at once when it returns.

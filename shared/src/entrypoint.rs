@@ -17,6 +17,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde::Serialize;
 
 use crate::api::{self, Request};
+use crate::back_in_stock::{EmailAddress, EmailLinks, ShopperMail};
 use crate::config::Config;
 use crate::error::InventoryError;
 use crate::events::FromStreamRecord;
@@ -24,7 +25,9 @@ use crate::metrics::{self, Metric};
 use crate::store::digest::DynamoDigestLog;
 use crate::store::dynamo::DynamoStore;
 use crate::store::history::DynamoHistory;
+use crate::store::ses::SesMailer;
 use crate::store::sns::SnsPublisher;
+use crate::store::subscriptions::DynamoSubscriptions;
 
 /// The SDK config every function uses: bounded time per attempt and per operation, so a slow
 /// DynamoDB answer becomes a retry or a 503 within the API's time budget instead of a hung request.
@@ -72,6 +75,24 @@ pub async fn history_store() -> Result<DynamoHistory, Error> {
 pub async fn digest_log() -> Result<DynamoDigestLog, Error> {
     let table = crate::config::required("REQUESTS_TABLE")?;
     Ok(DynamoDigestLog::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), table))
+}
+
+/// Back-in-stock sign-ups and e-mails (`SUBSCRIPTIONS_TABLE`, `SHOPPER_EMAIL_FROM`, `PUBLIC_API_URL`,
+/// and the requests table for the carts' sign-up counts). The SES client makes one attempt per mail,
+/// never an SDK retry: a shopper gets each e-mail at most once (see `back_in_stock`).
+pub async fn shopper_mail() -> Result<ShopperMail<DynamoSubscriptions, SesMailer>, Error> {
+    let table = crate::config::required("SUBSCRIPTIONS_TABLE")?;
+    let from = EmailAddress::parse(&crate::config::required("SHOPPER_EMAIL_FROM")?)
+        .map_err(|err| format!("SHOPPER_EMAIL_FROM: {err}"))?;
+    let api_url = crate::config::required("PUBLIC_API_URL")?;
+    let requests_table = Config::from_env()?.requests_table;
+    let sdk_config = aws_sdk_config().await;
+    let ses_config = aws_sdk_sesv2::config::Builder::from(&sdk_config).retry_config(RetryConfig::disabled()).build();
+    Ok(ShopperMail {
+        subscriptions: DynamoSubscriptions::new(aws_sdk_dynamodb::Client::new(&sdk_config), table, requests_table),
+        mailer: SesMailer::new(aws_sdk_sesv2::Client::from_conf(ses_config), from),
+        links: EmailLinks { api_url },
+    })
 }
 
 async fn stores() -> Result<(DynamoStore, aws_config::SdkConfig), Error> {

@@ -61,6 +61,18 @@ pub enum InventoryError {
     #[error("{message}")]
     StockAboveLimit { stock_count: i64, message: String },
 
+    /// Back-in-stock sign-up for a product that has units for sale now.
+    #[error("{message}")]
+    ProductInStock { available: i64, message: String },
+
+    /// The cart made as many back-in-stock sign-ups this hour as one cart may.
+    #[error("{message}")]
+    TooManySignUps { limit: i64, message: String },
+
+    /// A back-in-stock link whose subscription is gone (lapsed, replaced or ended).
+    #[error("{message}")]
+    SubscriptionNotFound { message: String },
+
     /// DynamoDB throttled us or did not answer in time; the client may retry.
     #[error("the inventory store is busy; retry shortly")]
     Unavailable { detail: String },
@@ -98,7 +110,7 @@ impl InventoryError {
             Self::InvalidInput { .. } => 400,
             Self::Unauthorized => 401,
             Self::Forbidden { .. } => 403,
-            Self::ProductNotFound { .. } | Self::ReservationNotFound { .. } => 404,
+            Self::ProductNotFound { .. } | Self::ReservationNotFound { .. } | Self::SubscriptionNotFound { .. } => 404,
             Self::InsufficientStock { .. }
             | Self::ReservationReleased { .. }
             | Self::ReservationCommitted { .. }
@@ -106,10 +118,12 @@ impl InventoryError {
             | Self::CartHoldsLimit { .. }
             | Self::CartUnitsLimit { .. }
             | Self::StockBelowZero { .. }
-            | Self::StockAboveLimit { .. } => 409,
+            | Self::StockAboveLimit { .. }
+            | Self::ProductInStock { .. } => 409,
             Self::ReservationExpired { .. } => 410,
             Self::PayloadTooLarge { .. } => 413,
             Self::IdempotencyKeyReused { .. } => 422,
+            Self::TooManySignUps { .. } => 429,
             Self::Unavailable { .. } => 503,
             Self::Internal { .. } => 500,
         }
@@ -133,6 +147,9 @@ impl InventoryError {
             Self::CartUnitsLimit { .. } => "CART_UNITS_LIMIT",
             Self::StockBelowZero { .. } => "STOCK_BELOW_ZERO",
             Self::StockAboveLimit { .. } => "STOCK_ABOVE_LIMIT",
+            Self::ProductInStock { .. } => "PRODUCT_IN_STOCK",
+            Self::TooManySignUps { .. } => "TOO_MANY_SIGN_UPS",
+            Self::SubscriptionNotFound { .. } => "SUBSCRIPTION_NOT_FOUND",
             Self::Unavailable { .. } => "SERVICE_UNAVAILABLE",
             Self::Internal { .. } => "INTERNAL_ERROR",
         }
@@ -141,13 +158,17 @@ impl InventoryError {
     /// Figures a client needs to act on the error, added to the error object.
     pub fn details(&self) -> Option<(&'static str, serde_json::Value)> {
         match self {
-            Self::InsufficientStock { available, .. } => Some(("available", (*available).into())),
+            Self::InsufficientStock { available, .. } | Self::ProductInStock { available, .. } => {
+                Some(("available", (*available).into()))
+            }
             Self::VersionConflict { current_version, .. } => Some(("current_version", (*current_version).into())),
             Self::StockBelowZero { stock_count, .. } | Self::StockAboveLimit { stock_count, .. } => {
                 Some(("stock_count", (*stock_count).into()))
             }
             Self::InvalidInput { field, .. } => Some(("field", (*field).into())),
-            Self::CartHoldsLimit { limit, .. } | Self::CartUnitsLimit { limit, .. } => Some(("limit", (*limit).into())),
+            Self::CartHoldsLimit { limit, .. }
+            | Self::CartUnitsLimit { limit, .. }
+            | Self::TooManySignUps { limit, .. } => Some(("limit", (*limit).into())),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@
 //! - [`error`]: the one error enum and its HTTP mapping.
 //! - [`events`]: stream records turned into domain events at the entrypoint.
 //! - [`service`], [`pipeline`]: the use cases (API; streams and backstop), written against the store traits.
+//! - [`back_in_stock`]: shoppers' back-in-stock sign-ups and e-mails (double opt-in, at most once).
 //! - [`store`]: the store traits (ports, one per capability) and their adapters: DynamoDB, SNS, in memory.
 //! - [`api`]: API Gateway HTTP API (payload 2.0) request parsing and response building.
 //! - [`config`], [`telemetry`], [`entrypoint`]: what every `main` does once per cold start.
@@ -19,6 +20,7 @@ pub mod admin;
 pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod back_in_stock;
 pub mod config;
 pub mod digest;
 pub mod domain;

@@ -1,4 +1,4 @@
-//! Stock table stream → alert state and SNS alerts.
+//! Stock table stream → alert state and SNS alerts, and shoppers' back-in-stock e-mails.
 
 use lambda_runtime::Error;
 
@@ -6,6 +6,7 @@ use lambda_runtime::Error;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let (store, publisher) = shared::entrypoint::stores_with_publisher().await?;
-    let state = (store, publisher, shared::config::alert_policy()?);
+    let shoppers = shared::entrypoint::shopper_mail().await?;
+    let state = (store, publisher, shared::config::alert_policy()?, shoppers);
     shared::entrypoint::serve_stream(&state, stock_events::handler).await
 }

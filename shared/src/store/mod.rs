@@ -22,7 +22,10 @@ pub mod digest;
 pub mod dynamo;
 pub mod history;
 pub mod memory;
+pub mod memory_shoppers;
+pub mod ses;
 pub mod sns;
+pub mod subscriptions;
 
 /// Reads the stock counters of a product.
 pub trait StockReader {
@@ -303,4 +306,97 @@ pub trait DigestLog {
 /// Where the daily digest goes (the alerts topic).
 pub trait DigestPublisher {
     fn publish_digest(&self, digest: &Digest) -> impl Future<Output = Result<(), InventoryError>> + Send;
+}
+
+// --- Back-in-stock sign-ups (see `back_in_stock`) -----------------------------------------------
+
+/// What confirming a subscription came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    /// PENDING → CONFIRMED now.
+    Confirmed,
+    /// It was confirmed before (a second click): nothing changed.
+    AlreadyConfirmed,
+    /// No subscription with that token: lapsed, replaced by a newer sign-up, notified or unsubscribed.
+    NotFound,
+}
+
+/// The subscriptions table (`SUBSCRIPTIONS_TABLE`, keyed by product and subscriber) and the carts'
+/// sign-up counts (requests table). Each change is one conditional write.
+pub trait SubscriptionStore {
+    /// Counts one sign-up of `cart` in the clock hour `window`, if it made fewer than `limit` in it.
+    /// `false`: the cart is at its limit; nothing was counted.
+    fn count_sign_up(
+        &self,
+        cart: &crate::holds::CartId,
+        window: i64,
+        limit: i64,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
+
+    /// Writes `pending` if there is no subscription for its key, or a PENDING one whose last
+    /// confirmation mail was claimed before `resend_before` (its token is replaced). `false`: there
+    /// is a confirmed one, or a mail went out recently; nothing was written.
+    fn start_sign_up(
+        &self,
+        pending: &crate::back_in_stock::Subscription,
+        resend_before: EpochSeconds,
+    ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
+
+    /// Deletes `pending` (still with its token): its confirmation mail was not sent.
+    fn drop_sign_up(
+        &self,
+        pending: &crate::back_in_stock::Subscription,
+    ) -> impl Future<Output = Result<(), InventoryError>> + Send;
+
+    /// PENDING (not lapsed at `now`) with `token_hash` → CONFIRMED until `expires_at`.
+    fn confirm(
+        &self,
+        key: &crate::back_in_stock::SubscriptionKey,
+        token_hash: &str,
+        now: EpochSeconds,
+        expires_at: EpochSeconds,
+    ) -> impl Future<Output = Result<ConfirmOutcome, InventoryError>> + Send;
+
+    /// Deletes the subscription if it has `token_hash`, whatever its state. Whether it did.
+    fn unsubscribe(
+        &self,
+        key: &crate::back_in_stock::SubscriptionKey,
+        token_hash: &str,
+    ) -> impl Future<Output = Result<bool, InventoryError>> + Send;
+
+    /// The product's CONFIRMED subscriptions not lapsed at `now`, strongly consistent.
+    fn confirmed(
+        &self,
+        product: &ProductId,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<Vec<crate::back_in_stock::Subscription>, InventoryError>> + Send;
+
+    /// CONFIRMED → SENDING (kept until `expires_at` at most), if it is still CONFIRMED with the same
+    /// token. `None`: someone claimed, ended or replaced it first.
+    fn claim_notification(
+        &self,
+        subscription: &crate::back_in_stock::Subscription,
+        expires_at: EpochSeconds,
+    ) -> impl Future<Output = Result<Option<crate::back_in_stock::Subscription>, InventoryError>> + Send;
+
+    /// Deletes a claimed (SENDING) subscription: its e-mail went out.
+    fn end_subscription(
+        &self,
+        claimed: &crate::back_in_stock::Subscription,
+    ) -> impl Future<Output = Result<(), InventoryError>> + Send;
+
+    /// SENDING → CONFIRMED: its e-mail was refused, for a later try.
+    fn release_notification(
+        &self,
+        claimed: &crate::back_in_stock::Subscription,
+    ) -> impl Future<Output = Result<(), InventoryError>> + Send;
+}
+
+/// Where shoppers' e-mails go (SES).
+pub trait Mailer {
+    fn send(
+        &self,
+        email: &crate::back_in_stock::Email,
+    ) -> impl Future<Output = Result<(), crate::back_in_stock::MailFailure>> + Send;
 }

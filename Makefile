@@ -97,10 +97,10 @@ unit:
 	$(CARGO) test --release --workspace --locked
 
 # Chromium's apt install and npm wait on the network while cargo builds: side by side, as in `up`.
-# The suite runs in two parts side by side, each with a MiniStack and a stack of its own: the tests
-# mostly wait on streams and TTL, so two parts take about half as long as one on 2 cores.
+# The suite runs in three parts side by side, each with a MiniStack and a stack of its own: the tests
+# mostly wait on streams, TTL and quiet periods, so on 2 cores three parts take about a third as long.
 # Each part's lines are prefixed with its number; `pytest tests` alone runs the whole suite as one.
-INTEGRATION_PARTS := 1 2
+INTEGRATION_PARTS := 1 2 3
 
 integration:
 	@$(MAKE) --no-print-directory -j3 venv build-all frontend chromium

@@ -76,14 +76,14 @@ pub fn crossing(recorded: Option<StockStatus>, available: i64, threshold: i64) -
 }
 
 /// Why the counters moved, as damping sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cause {
     /// Holds placed, released or lapsed: the shelf did not change. Also the writes that cannot move
     /// `available` (a checkout sells units already held; a cart limit): a crossing seen after one
     /// was made by an earlier hold.
     Holds,
     /// The shelf changed (an admin's count, delivery or write-down, threshold, a reconciler
-    /// repair): news, announced at once. Wins over `Holds` (`max`).
+    /// repair): news, announced at once.
     Shelf,
 }
 
@@ -133,7 +133,11 @@ pub fn decide(level: &StockLevel, cause: Cause, policy: AlertPolicy, now: EpochS
         crossings: 0,
         quiet_until: 0,
         revision: 0,
+        shelf_version: 0,
     });
+    if cause == Cause::Shelf && level.version > damping.shelf_version {
+        damping.shelf_version = level.version;
+    }
     // The counters' own state, as if every crossing were announced: what the next alert folds.
     if let Some(observed) = crossing(kept.map(|d| d.observed).or(level.status), available, threshold) {
         if observed.to != damping.observed {
@@ -178,6 +182,7 @@ pub fn decide(level: &StockLevel, cause: Cause, policy: AlertPolicy, now: EpochS
             crossings: 0,
             quiet_until: now + policy.quiet_seconds,
             revision,
+            shelf_version: damping.shelf_version,
         },
         alert: Some((kind, damping.crossings.max(1))),
         held_until: None,

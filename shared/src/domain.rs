@@ -225,6 +225,10 @@ pub struct AlertDamping {
     /// whole map, which a later version may extend).
     #[serde(default)]
     pub revision: i64,
+    /// The shelf's `version` the alert state last judged a change of the shelf at: a stream record
+    /// of an older shelf change (repeated, or overtaken by holds) is no longer news.
+    #[serde(default)]
+    pub shelf_version: i64,
 }
 
 /// The figures a shopper or admin sees for a product, or for one of its warehouses.

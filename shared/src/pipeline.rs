@@ -86,19 +86,26 @@ pub async fn settle_alert(
     const CLAIMS: usize = 3;
     let mut sent = Vec::new();
     let mut claims = 0;
-    // Why the counters moved: the change `level` shows; where a reread finds the item moved on,
-    // the shelf if either change was (a write-down's crossing is not held because a hold followed).
-    let mut cause = Cause::of(&level);
+    // The record's own change, if it changed the shelf: still news when a reread finds holds came
+    // after it (a write-down's crossing is not held because a hold followed), unless the alert state
+    // has judged that shelf change already (a repeated or overtaken record).
+    let shelf_change = (Cause::of(&level) == Cause::Shelf)
+        .then(|| level.last_change.as_ref().map(|change| (level.version, change.kind)))
+        .flatten();
     // Bounded: each pass publishes and confirms a pending alert, or claims, or loses a claim.
     for _ in 0..2 * CLAIMS {
         if level.pending_alert.is_some() {
             let (published, current) = publish_pending(store, publisher, &level).await?;
             sent.extend(published);
             let Some(current) = current else { return Ok(sent) };
-            cause = cause.max(Cause::of(&current));
             level = current;
             continue;
         }
+        let judged = level.damping.map_or(0, |damping| damping.shelf_version);
+        let (cause, kind) = match shelf_change {
+            Some((version, kind)) if version > judged => (Cause::Shelf, Some(kind)),
+            _ => (Cause::of(&level), level.last_change.as_ref().map(|change| change.kind)),
+        };
         let Some(decision) = decide(&level, cause, policy, now) else {
             return Ok(sent);
         };
@@ -106,7 +113,9 @@ pub async fn settle_alert(
             break;
         }
         claims += 1;
-        let alert = decision.alert.map(|kind| Alert::new(Uuid::new_v4().to_string(), kind, &level, now));
+        let alert = decision
+            .alert
+            .map(|alert| Alert { cause: kind, ..Alert::new(Uuid::new_v4().to_string(), alert, &level, now) });
         let json = alert
             .as_ref()
             .map(serde_json::to_string)
@@ -121,10 +130,7 @@ pub async fn settle_alert(
             return Ok(sent);
         }
         match store.stock_level(&level.product_id, &level.warehouse_id).await? {
-            Some(current) => {
-                cause = cause.max(Cause::of(&current));
-                level = current;
-            }
+            Some(current) => level = current,
             None => return Ok(sent),
         }
     }

@@ -210,6 +210,30 @@ async fn a_write_down_followed_by_a_hold_is_still_announced_at_once() {
     assert_eq!(publisher.sent()[2].available, 3);
 }
 
+/// Found by the chaos checker: a repeated (or late) record of a delivery the alert state had judged
+/// already must not hurry a crossing that holds made since, inside the quiet period.
+#[tokio::test]
+async fn a_repeated_record_of_an_old_shelf_change_does_not_hurry_a_held_crossing() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 3, 5).await; // created low: LOW_STOCK
+    run_alerts_under(QUIET, &store, &publisher, T0).await;
+    let delivery = adjust("main", 7, None);
+    service::update_stock(&store, &product("SKU-1"), &delivery, None, &admin(), T0).await.unwrap();
+    // BACK_IN_STOCK at once (the alerts' clock a little behind the writes': the quiet period ends at
+    // T0 + 800, before the hold below lapses at T0 + 900).
+    let delivered = run_alerts_under(QUIET, &store, &publisher, T0 - 100).await;
+    assert_eq!(kinds(&publisher), [AlertType::LowStock, AlertType::BackInStock]);
+    hold(&store, 6, 1).await; // 4 left: LOW_STOCK by a hold, held until T0 + 800
+    run_alerts_under(QUIET, &store, &publisher, T0 + 20).await;
+    for change in &delivered {
+        pipeline::on_stock_change(&store, &publisher, QUIET, change, T0 + 30).await.unwrap();
+    }
+    assert_eq!(kinds(&publisher), [AlertType::LowStock, AlertType::BackInStock], "the old delivery is not news");
+    pipeline::backstop(&store, &publisher, QUIET, &|| T0 + 801).await.unwrap();
+    assert_eq!(kinds(&publisher), [AlertType::LowStock, AlertType::BackInStock, AlertType::LowStock]);
+    assert_eq!(publisher.sent()[2].cause, Some(ChangeKind::Hold));
+}
+
 #[tokio::test]
 async fn a_lagging_consumer_never_announces_a_state_the_item_has_left() {
     // Found by make chaos: a stale stream image re-announced BACK_IN_STOCK "12 available" while the

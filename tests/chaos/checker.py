@@ -185,7 +185,8 @@ def expected_alerts(entries: list[dict]) -> list[str]:
 NEXT_STATE = {"LOW_STOCK": "LOW_STOCK", "OUT_OF_STOCK": "OUT_OF_STOCK", "BACK_IN_STOCK": "IN_STOCK"}
 
 
-HOLD_CHANGES = ("hold", "released", "expired")
+# alerts.rs `Cause::Holds`: holds coming and going, and the writes that cannot move `available`.
+HOLD_CHANGES = ("hold", "released", "expired", "committed", "limit")
 
 
 def alerted(product: str, w: str, chain: list[dict], item: dict, alerts: list[dict], quiet: int = 0) -> list[str]:

@@ -28,9 +28,10 @@ pub async fn handler(
     let product = ProductId::parse(api::path_param(request, "productId")?)?;
     api::query_params(request, &[])?;
     let caller = auth::signed_in(request)?;
+    // Read for checkout; a malformed Cart-Token is refused on an admin write too, never ignored.
+    let proof = auth::holder_proof(request)?;
     match PutRequest::from_json(api::json_body(request)?)? {
         PutRequest::Checkout(id) => {
-            let proof = auth::holder_proof(request)?;
             let (status, view) =
                 service::end_hold(store, &product, &id, Transition::Commit, &proof, &caller.actor(), time::now())
                     .await?;

@@ -82,6 +82,10 @@ FINGERPRINTS = {
     "cloudwatch_logs._filter_log_events": "9b3d13c713b5d3cb25b0405db33ba3e5fd0fff5f7c8250c5d28e1b7d05f71b63",
     "sns.handle_request": "a6cb34ecce860f66b656cc556ad59c8c7de1c783a30262652cdb9603164b7fdf",
     "lambda_runtime.acquire_worker": "5017d144adb5b983050914401f482f2ad1332f4564c96903c20ab7e4defad7da",
+    "provisioners._apigw_v2_authorizer_create": "011125c50072e8b205afc8a0e49f33cbdb1af18624910816b54ce14659a7bfe8",
+    "apigateway._create_route_response": "25199e09ef0343da68d9817ee8fa3312c0e4b51bccd5bf8c7407160c56d1938d",
+    "apigateway._delete_route_response": "d9b0759faf45f2438249693b99b97e9a4920742c30212be2e7f681b485573d60",
+    "apigateway.handle_websocket": "6d609b2db6a0147dcd30bb3c0cb300f9d3a911573b52bb8604a71eaf89677c34",
 }
 
 TTL_REAPER_THREAD = "dynamodb-ttl-reaper"
@@ -204,6 +208,10 @@ def _relied_on():
         "cloudwatch_logs._filter_log_events": _logs_service()._filter_log_events,
         "sns.handle_request": _sns_service().handle_request,
         "lambda_runtime.acquire_worker": lambda_runtime.acquire_worker,
+        "provisioners._apigw_v2_authorizer_create": provisioners._apigw_v2_authorizer_create,
+        "apigateway._create_route_response": _apigateway()._create_route_response,
+        "apigateway._delete_route_response": _apigateway()._delete_route_response,
+        "apigateway.handle_websocket": _apigateway().handle_websocket,
     }
 
 
@@ -1329,6 +1337,45 @@ def _install_control_endpoint():
     app.app = app_with_control
 
 
+# --- Fix 14: a WebSocket API deploys from a template as on AWS -----------------------------------
+# A REQUEST authorizer's IdentitySource is optional on AWS ("For a REQUEST authorizer, this is
+# optional"): without one, every $connect reaches the authorizer. MiniStack defaulted it to the
+# Authorization header, so a shopper's socket (no token, and browsers cannot set headers on a
+# WebSocket) was refused with 401 before the authorizer ran. And AWS::ApiGatewayV2::RouteResponse,
+# which makes a route two-way on AWS, had no provisioner: the stack failed. (MiniStack sends a
+# route's answer back whether or not it has one, so locally a missing one would go unnoticed.)
+
+def _install_websocket_templates():
+    provisioners = _modules()[4]
+    apigateway = _apigateway()
+    create = provisioners._apigw_v2_authorizer_create
+
+    def create_with_optional_identity_source(logical_id, props, stack_name):
+        physical_id, attributes = create(logical_id, props, stack_name)
+        if "IdentitySource" not in props and props.get("AuthorizerType") == "REQUEST":
+            apigateway._authorizers.get(props.get("ApiId", ""), {})[physical_id]["identitySource"] = []
+        return physical_id, attributes
+
+    def route_response_create(logical_id, props, stack_name):
+        api_id = props.get("ApiId", "")
+        route_id = str(props.get("RouteId", "")).rsplit("/", 1)[-1]  # a route's Ref here is api/route
+        status, _, body = apigateway._create_route_response(
+            api_id, route_id, {"routeResponseKey": props.get("RouteResponseKey", "$default")})
+        if status != 201:
+            raise ValueError(f"AWS::ApiGatewayV2::RouteResponse {logical_id}: {body.decode(errors='replace')}")
+        response_id = json.loads(body)["routeResponseId"]
+        return f"{api_id}/{route_id}/{response_id}", {"RouteResponseId": response_id}
+
+    def route_response_delete(physical_id, props):
+        api_id, route_id, response_id = (physical_id.split("/") + ["", "", ""])[:3]
+        apigateway._delete_route_response(api_id, route_id, response_id)
+
+    provisioners._apigw_v2_authorizer_create = create_with_optional_identity_source
+    provisioners._RESOURCE_HANDLERS["AWS::ApiGatewayV2::Authorizer"]["create"] = create_with_optional_identity_source
+    provisioners._RESOURCE_HANDLERS["AWS::ApiGatewayV2::RouteResponse"] = {
+        "create": route_response_create, "delete": route_response_delete}
+
+
 def main():
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     _import_ministack_without_its_ttl_reaper()
@@ -1354,6 +1401,7 @@ def main():
     _install_stream_failure_semantics()
     _install_http_api_cors_and_throttling()
     _install_metric_math_alarms()
+    _install_websocket_templates()
     _install_nemesis()
     _install_filter_log_events_pages()
     _install_control_endpoint()

@@ -270,10 +270,11 @@ def publish_frontend(s3, bucket: str, config: dict) -> None:
                   ContentType="application/json", CacheControl="no-cache")
 
 
-def frontend_config(api_url: str, region: str, cognito_url: str, pool_id: str, client_id: str,
-                    hold_seconds: int, catalogue: list[dict]) -> dict:
+def frontend_config(api_url: str, websocket_url: str, region: str, cognito_url: str, pool_id: str,
+                    client_id: str, hold_seconds: int, catalogue: list[dict]) -> dict:
     return {
         "apiUrl": api_url,
+        "websocketUrl": websocket_url,
         "region": region,
         "cognitoUrl": cognito_url,
         "userPoolId": pool_id,  # the pages sign in with SRP, which signs over the pool's name
@@ -381,9 +382,11 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
     users = ensure_demo_users(client("cognito-idp"), outputs["UserPoolId"], previous)
     # The local AWS serves every API under one port; on AWS this is outputs["ApiUrl"].
     api_url = f"{endpoint}/_aws/execute-api/{outputs['ApiId']}/{outputs['StageName']}"
+    # The same for the live WebSocket API; on AWS this is outputs["LiveUrl"].
+    websocket_url = f"ws{endpoint.removeprefix('http')}/_aws/execute-api/{outputs['LiveApiId']}/{outputs['StageName']}"
     step("publishing the frontend")
     publish_frontend(client("s3"), outputs["FrontendBucketName"], frontend_config(
-        api_url, REGION, f"{endpoint}/", outputs["UserPoolId"], outputs["UserPoolClientId"],
+        api_url, websocket_url, REGION, f"{endpoint}/", outputs["UserPoolId"], outputs["UserPoolClientId"],
         int(outputs["HoldSeconds"]), catalogue))
     stack = {
         "endpoint": endpoint,
@@ -391,6 +394,7 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "stack_name": STACK_NAME,
         "api_id": outputs["ApiId"],
         "api_url": api_url,
+        "websocket_url": websocket_url,
         "frontend_origin": origin,
         "shop_url": f"{origin}/index.html",
         "admin_url": f"{origin}/admin.html",
@@ -406,6 +410,9 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "alerts_topic_arn": outputs["AlertsTopicArn"],
         "alerts_queue_url": outputs["LocalAlertsQueueUrl"],
         "digest_queue_url": outputs["LocalDigestQueueUrl"],
+        "events_queue_url": outputs["LocalEventsQueueUrl"],
+        "event_bus_name": outputs["EventBusName"],
+        "connections_table": outputs["ConnectionsTableName"],
         "stream_failures_queue_url": outputs["StreamFailuresQueueUrl"],
         "history_table": outputs["HistoryTableName"],
         "subscriptions_table": outputs["SubscriptionsTableName"],
@@ -414,7 +421,8 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "functions": {name: outputs[f"{key}FunctionName"] for name, key in [
             ("check_thresholds", "CheckThresholds"), ("stock_events", "StockEvents"),
             ("expire_reservations", "ExpireReservations"), ("record_history", "RecordHistory"),
-            ("send_digest", "SendDigest"), ("back_in_stock", "BackInStock")]},
+            ("send_digest", "SendDigest"), ("back_in_stock", "BackInStock"),
+            ("broadcast_stock", "BroadcastStock")]},
         "demo_products": [p["product_id"] for p in catalogue],
         # Local only: passwords of the demo users this bring-up created.
         "demo_users": users,
@@ -435,6 +443,7 @@ Inventory stack is up.
   Shop:         {stack['shop_url']}
   Admin panel:  {stack['admin_url']}
   API:          {api}
+  Live stock:   {stack['websocket_url']}  (WebSocket)
   Local AWS:    {stack['endpoint']}  (region {stack['region']}, any credentials)
   Stack file:   {state_dir / 'stack.json'}
   Demo admin:   {users['admin']['username']} / {users['admin']['password']}
@@ -467,8 +476,9 @@ def publish_to_aws(stack_name: str):
     region = session.region_name
     # Behind the edge layer (EdgeProtection) the pages call the API on their own HTTPS origin.
     api_url = outputs.get("EdgeUrl") or outputs["ApiUrl"]
+    # The live socket goes to API Gateway directly (its own throttling; no edge rule for WebSockets).
     publish_frontend(session.client("s3"), outputs["FrontendBucketName"], frontend_config(
-        api_url, region, f"https://cognito-idp.{region}.amazonaws.com/", outputs["UserPoolId"],
+        api_url, outputs["LiveUrl"], region, f"https://cognito-idp.{region}.amazonaws.com/", outputs["UserPoolId"],
         outputs["UserPoolClientId"], int(outputs["HoldSeconds"]), []))
     print(f"published: {outputs['EdgeUrl'] + '/index.html' if 'EdgeUrl' in outputs else outputs['FrontendUrl']}")
 

@@ -23,10 +23,11 @@ def spec_operations() -> dict[tuple[str, str], dict]:
 
 
 def template_routes() -> dict[tuple[str, str], bool]:
-    """(METHOD, path) -> whether the JWT authorizer guards it."""
+    """(METHOD, path) -> whether the JWT authorizer guards it (the HTTP API's routes; the live
+    WebSocket API's are described in the README)."""
     routes = {}
     for resource in TEMPLATE["Resources"].values():
-        if resource["Type"] == "AWS::ApiGatewayV2::Route":
+        if resource["Type"] == "AWS::ApiGatewayV2::Route" and resource["Properties"]["ApiId"] == {"Ref": "HttpApi"}:
             method, path = resource["Properties"]["RouteKey"].split(" ", 1)
             routes[(method, path)] = resource["Properties"].get("AuthorizationType") == "JWT"
     return routes

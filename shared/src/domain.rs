@@ -305,6 +305,9 @@ pub struct ProductAvailability {
     #[serde(flatten)]
     pub totals: Availability,
     pub warehouses: Vec<WarehouseAvailability>,
+    /// Grows with every change of the product's figures (the sum of its items' write counters):
+    /// a live page drops a push older than what it shows.
+    pub sequence: i64,
 }
 
 impl ProductAvailability {
@@ -328,7 +331,7 @@ impl ProductAvailability {
             last_updated: levels.iter().map(|l| l.last_updated.as_str()).max().unwrap_or_default().to_owned(),
         };
         let warehouses = levels.iter().map(WarehouseAvailability::of).collect();
-        Some(Self { product_id, totals, warehouses })
+        Some(Self { product_id, totals, warehouses, sequence: sum(|l| l.sequence) })
     }
 }
 
@@ -441,7 +444,8 @@ mod tests {
                 "threshold_level": 5, "status": "LOW_STOCK", "last_updated": "t",
                 "warehouses": [{"warehouse_id": "main", "stock_count": 7, "reserved_count": 2, "available": 5,
                                 "threshold_level": 5, "status": "LOW_STOCK", "last_updated": "t",
-                                "max_per_cart": crate::limits::DEFAULT_MAX_PER_CART, "version": 3}]
+                                "max_per_cart": crate::limits::DEFAULT_MAX_PER_CART, "version": 3}],
+                "sequence": 0
             })
         );
     }

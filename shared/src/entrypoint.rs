@@ -21,10 +21,13 @@ use crate::back_in_stock::{EmailAddress, EmailLinks, ShopperMail};
 use crate::config::Config;
 use crate::error::InventoryError;
 use crate::events::FromStreamRecord;
+use crate::events::StockItemChanged;
+use crate::live::{BatchFailure, Reply, SocketEvent, SocketResponse};
 use crate::metrics::{self, Metric};
 use crate::store::digest::DynamoDigestLog;
 use crate::store::dynamo::DynamoStore;
 use crate::store::history::DynamoHistory;
+use crate::store::live::{ApiGatewayPusher, DynamoConnections, EventBridgeFeed};
 use crate::store::ses::SesMailer;
 use crate::store::sns::SnsPublisher;
 use crate::store::subscriptions::DynamoSubscriptions;
@@ -95,6 +98,44 @@ pub async fn shopper_mail() -> Result<ShopperMail<DynamoSubscriptions, SesMailer
     })
 }
 
+/// The live connections table (`CONNECTIONS_TABLE`).
+pub async fn live_connections() -> Result<DynamoConnections, Error> {
+    let table = crate::config::required("CONNECTIONS_TABLE")?;
+    Ok(DynamoConnections::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), table))
+}
+
+/// The broadcaster's parts: the stock store, the connections table, the pusher on the live API's
+/// `@connections` endpoint (`LIVE_CONNECTIONS_ENDPOINT`: `https://<api>.execute-api.<region>.amazonaws.com/<stage>`)
+/// and the change feed's bus (`EVENT_BUS_NAME`).
+pub async fn live_broadcaster() -> Result<(DynamoStore, DynamoConnections, ApiGatewayPusher, EventBridgeFeed), Error> {
+    let connections_table = crate::config::required("CONNECTIONS_TABLE")?;
+    let endpoint = crate::config::required("LIVE_CONNECTIONS_ENDPOINT")?;
+    let bus = crate::config::required("EVENT_BUS_NAME")?;
+    let (store, sdk_config) = stores().await?;
+    // One attempt per push: a page that misses one re-fetches when it reconnects, and a retry
+    // would hold the batch behind a slow subscriber.
+    let push_config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk_config)
+        .endpoint_url(endpoint)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Ok((
+        store,
+        DynamoConnections::new(aws_sdk_dynamodb::Client::new(&sdk_config), connections_table),
+        ApiGatewayPusher::new(aws_sdk_apigatewaymanagement::Client::from_conf(push_config)),
+        EventBridgeFeed::new(aws_sdk_eventbridge::Client::new(&sdk_config), bus),
+    ))
+}
+
+/// The live socket's token verifier: the user pool's keys (`JWKS_URL`), its issuer
+/// (`TOKEN_ISSUER`) and our app client (`USER_POOL_CLIENT_ID`). Keys that cannot be fetched now
+/// do not stop the function: a shopper's socket needs none.
+pub async fn token_verifier() -> Result<crate::tokens::TokenVerifier, Error> {
+    let jwks_url = crate::config::required("JWKS_URL")?;
+    let issuer = crate::config::required("TOKEN_ISSUER")?;
+    let client_id = crate::config::required("USER_POOL_CLIENT_ID")?;
+    Ok(crate::tokens::TokenVerifier::new(&jwks_url, &issuer, &client_id).await)
+}
+
 async fn stores() -> Result<(DynamoStore, aws_config::SdkConfig), Error> {
     let config = Config::from_env()?;
     let sdk_config = aws_sdk_config().await;
@@ -119,12 +160,7 @@ where
     let (function, handle_event) = (function.as_str(), &handle_event);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
         let mut failures = Vec::new();
-        let now = crate::time::now();
-        if let Some(lag) =
-            event.payload.records.iter().map(|r| now - r.change.approximate_creation_date_time.timestamp()).max()
-        {
-            metrics::emit(&[(Metric::StreamLagSeconds, lag.max(0) as f64)], None, &[("function", function)]);
-        }
+        emit_stream_lag(function, &event.payload);
         for record in event.payload.records {
             let handled = match E::from_record(&record) {
                 Ok(Some(domain_event)) => Box::pin(handle_event(state, domain_event)).await.map(Some),
@@ -147,6 +183,106 @@ where
         let mut response = DynamoDbEventResponse::default();
         response.batch_item_failures = failures;
         Ok::<_, Error>(response)
+    }))
+    .await
+}
+
+fn emit_stream_lag(function: &str, batch: &StreamEvent) {
+    let now = crate::time::now();
+    if let Some(lag) = batch.records.iter().map(|r| now - r.change.approximate_creation_date_time.timestamp()).max() {
+        metrics::emit(&[(Metric::StreamLagSeconds, lag.max(0) as f64)], None, &[("function", function)]);
+    }
+}
+
+fn batch_failure(sequence: String) -> DynamoDbEventResponse {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = Some(sequence);
+    let mut response = DynamoDbEventResponse::default();
+    response.batch_item_failures = vec![failure];
+    response
+}
+
+/// Runs a stock-stream consumer that handles each batch as a whole (the broadcaster coalesces a
+/// product's changes): the records up to the first that is not a valid change go to `handle_batch`;
+/// a failure names the record to redeliver from (it and the rest come again).
+pub async fn serve_stock_batches<'a, S, R, F, Fut>(state: &'a S, handle_batch: F) -> Result<(), Error>
+where
+    S: Sync,
+    R: std::fmt::Debug,
+    F: Fn(&'a S, Vec<StockItemChanged>) -> Fut,
+    Fut: Future<Output = Result<R, BatchFailure>> + 'a,
+{
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    let (function, handle_batch) = (function.as_str(), &handle_batch);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
+        emit_stream_lag(function, &event.payload);
+        let mut changes = Vec::new();
+        let mut malformed = None;
+        for record in &event.payload.records {
+            match StockItemChanged::from_record(record) {
+                Ok(Some(change)) => changes.push(change),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::error!(error = %err, sequence = record.change.sequence_number, "record failed; reporting it for retry");
+                    malformed = record.change.sequence_number.clone();
+                    break;
+                }
+            }
+        }
+        let response = match Box::pin(handle_batch(state, changes)).await {
+            Ok(outcome) => {
+                tracing::info!(?outcome, "batch handled");
+                malformed.map(batch_failure).unwrap_or_default()
+            }
+            Err(BatchFailure { sequence, error }) => {
+                tracing::error!(error = %error, detail = ?error, sequence, "batch failed; reporting it for retry");
+                batch_failure(sequence)
+            }
+        };
+        Ok::<_, Error>(response)
+    }))
+    .await
+}
+
+/// Runs the live WebSocket API's function: each event to `handler`; a reply goes back on the
+/// socket. A refused message is answered on the socket with the error (the page can tell what was
+/// wrong); a failed `$connect` refuses the connection.
+pub async fn serve_websocket<'a, S, F, Fut>(state: &'a S, handler: F) -> Result<(), Error>
+where
+    S: Sync,
+    F: Fn(&'a S, SocketEvent) -> Fut,
+    Fut: Future<Output = Result<Option<Reply>, InventoryError>> + 'a,
+{
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SocketEvent>| {
+        let route = event.payload.request_context.route_key.clone();
+        let connection = event.payload.request_context.connection_id.clone();
+        let request_id =
+            event.payload.request_context.request_id.clone().unwrap_or_else(|| event.context.request_id.clone());
+        let started = Instant::now();
+        let outcome = unless_panicked(move || handler(state, event.payload));
+        async move {
+            let (status, reply) = match outcome.await {
+                Ok(reply) => (200, reply),
+                Err(err) => {
+                    if err.status() >= 500 {
+                        tracing::error!(error = %err, detail = ?err, route, "live event failed");
+                    }
+                    let status = if route == "$connect" { err.status() } else { 200 };
+                    (status, Some(Reply::error(&err)))
+                }
+            };
+            tracing::info!(
+                route,
+                connection,
+                status,
+                latency_ms = started.elapsed().as_millis() as u64,
+                api_request_id = request_id,
+                "live event"
+            );
+            let body = reply.map(|r| serde_json::to_string(&r)).transpose()?;
+            Ok::<_, Error>(SocketResponse { status_code: status, body })
+        }
     }))
     .await
 }

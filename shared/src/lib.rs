@@ -12,6 +12,8 @@
 //! - [`events`]: stream records turned into domain events at the entrypoint.
 //! - [`service`], [`pipeline`]: the use cases (API; streams and backstop), written against the store traits.
 //! - [`back_in_stock`]: shoppers' back-in-stock sign-ups and e-mails (double opt-in, at most once).
+//! - [`live`]: live stock on the pages (WebSocket connections, what they watch, the broadcaster's
+//!   pushes) and the change feed's events; [`tokens`]: Cognito tokens verified for its authorizer.
 //! - [`store`]: the store traits (ports, one per capability) and their adapters: DynamoDB, SNS, in memory.
 //! - [`api`]: API Gateway HTTP API (payload 2.0) request parsing and response building.
 //! - [`config`], [`telemetry`], [`entrypoint`]: what every `main` does once per cold start.
@@ -30,6 +32,7 @@ pub mod events;
 pub mod history;
 pub mod holds;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod pipeline;
 pub mod reconcile;
@@ -38,5 +41,6 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod tokens;
 
 pub use error::InventoryError;

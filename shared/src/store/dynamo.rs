@@ -167,48 +167,52 @@ impl DynamoStore {
         update.build().expect("table, key and update expression are set")
     }
 
-    /// Runs a transaction, retrying a few times when DynamoDB cancels it only because another
-    /// transaction held one of its items (TransactionConflict, common on a hot item in a sale).
-    /// Returns the cancellation reasons when a condition failed.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Option<Vec<CancellationReason>>, InventoryError> {
-        const ATTEMPTS: u32 = 4;
-        for attempt in 1..=ATTEMPTS {
-            match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
-                Ok(_) => return Ok(None),
-                Err(SdkError::ServiceError(service)) => match service.into_err() {
-                    TransactWriteItemsError::TransactionCanceledException(cancelled) => {
-                        let reasons = cancelled.cancellation_reasons().to_vec();
-                        let condition_failed = reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed"));
-                        let conflict = reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
-                        // A conflict on any item may have failed another's condition on a stale
-                        // view (e.g. the same request still in flight): try again first.
-                        if conflict && attempt < ATTEMPTS {
-                            tracing::debug!(attempt, "transaction conflict, retrying");
-                            tokio::time::sleep(Duration::from_millis(fastrand::u64(5..=25) * u64::from(attempt))).await;
-                            continue;
-                        }
-                        if condition_failed {
-                            return Ok(Some(reasons));
-                        }
-                        let detail = format!(
-                            "transaction cancelled: {:?}",
-                            reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
-                        );
-                        // Contention and throttling pass; anything else (a ValidationError) is ours.
-                        let passing =
-                            ["None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
-                        if reasons.iter().all(|r| r.code().is_none_or(|code| passing.contains(&code))) {
-                            return Err(InventoryError::Unavailable { detail });
-                        }
-                        return Err(InventoryError::internal(detail));
-                    }
-                    other => return Err(InventoryError::from_service_error(other)),
-                },
-                Err(err) => return Err(InventoryError::from_sdk(err)),
-            }
-        }
-        unreachable!("the last attempt returns")
+        transact(&self.client, items).await
     }
+}
+
+/// Runs a transaction, retrying a few times when DynamoDB cancels it only because another
+/// transaction held one of its items (TransactionConflict, common on a hot item in a sale).
+/// Returns the cancellation reasons when a condition failed.
+pub(super) async fn transact(
+    client: &Client,
+    items: Vec<TransactWriteItem>,
+) -> Result<Option<Vec<CancellationReason>>, InventoryError> {
+    const ATTEMPTS: u32 = 4;
+    for attempt in 1..=ATTEMPTS {
+        match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+            Ok(_) => return Ok(None),
+            Err(SdkError::ServiceError(service)) => match service.into_err() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let reasons = cancelled.cancellation_reasons().to_vec();
+                    let condition_failed = reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed"));
+                    let conflict = reasons.iter().any(|r| r.code() == Some("TransactionConflict"));
+                    // A conflict on any item may have failed another's condition on a stale
+                    // view (e.g. the same request still in flight): try again first.
+                    if conflict && attempt < ATTEMPTS {
+                        tracing::debug!(attempt, "transaction conflict, retrying");
+                        tokio::time::sleep(Duration::from_millis(fastrand::u64(5..=25) * u64::from(attempt))).await;
+                        continue;
+                    }
+                    if condition_failed {
+                        return Ok(Some(reasons));
+                    }
+                    let detail =
+                        format!("transaction cancelled: {:?}", reasons.iter().map(|r| r.code()).collect::<Vec<_>>());
+                    // Contention and throttling pass; anything else (a ValidationError) is ours.
+                    let passing = ["None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"];
+                    if reasons.iter().all(|r| r.code().is_none_or(|code| passing.contains(&code))) {
+                        return Err(InventoryError::Unavailable { detail });
+                    }
+                    return Err(InventoryError::internal(detail));
+                }
+                other => return Err(InventoryError::from_service_error(other)),
+            },
+            Err(err) => return Err(InventoryError::from_sdk(err)),
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 impl DynamoStore {
@@ -320,7 +324,7 @@ pub(super) fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
-fn n(value: i64) -> AttributeValue {
+pub(super) fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 

@@ -21,7 +21,9 @@ use crate::time::EpochSeconds;
 pub mod digest;
 pub mod dynamo;
 pub mod history;
+pub mod live;
 pub mod memory;
+pub mod memory_live;
 pub mod memory_shoppers;
 pub mod ses;
 pub mod sns;
@@ -399,4 +401,77 @@ pub trait Mailer {
         &self,
         email: &crate::back_in_stock::Email,
     ) -> impl Future<Output = Result<(), crate::back_in_stock::MailFailure>> + Send;
+}
+
+// --- Live stock on the pages and the change feed (see `live`) -----------------------------------
+
+/// The live connections table (`CONNECTIONS_TABLE`): one record per connection (who opened it,
+/// what it watches) and one per topic it watches, found by topic through a sparse index. Records
+/// lapse with TTL when API Gateway would have closed the connection.
+pub trait LiveConnectionStore {
+    fn open_connection(
+        &self,
+        connection: &crate::live::ConnectionId,
+        viewer: &crate::live::Viewer,
+        expires_at: EpochSeconds,
+    ) -> impl Future<Output = Result<(), InventoryError>> + Send;
+
+    /// Who opened the connection, strongly consistent; `None` if it is closed.
+    fn viewer(
+        &self,
+        connection: &crate::live::ConnectionId,
+    ) -> impl Future<Output = Result<Option<crate::live::Viewer>, InventoryError>> + Send;
+
+    /// Adds `topics` to what the connection watches, if it stays within `limit`; conditional on the
+    /// connection's record, so two messages at once can never take it past the limit.
+    fn subscribe(
+        &self,
+        connection: &crate::live::ConnectionId,
+        topics: &std::collections::BTreeSet<crate::live::Topic>,
+        limit: usize,
+    ) -> impl Future<Output = Result<crate::live::SubscribeOutcome, InventoryError>> + Send;
+
+    fn unsubscribe(
+        &self,
+        connection: &crate::live::ConnectionId,
+        topics: &std::collections::BTreeSet<crate::live::Topic>,
+    ) -> impl Future<Output = Result<crate::live::SubscribeOutcome, InventoryError>> + Send;
+
+    /// Deletes the connection's records (a repeat finds nothing to delete).
+    fn close_connection(
+        &self,
+        connection: &crate::live::ConnectionId,
+    ) -> impl Future<Output = Result<(), InventoryError>> + Send;
+
+    /// The connections watching `topic` (from the index: eventually consistent, and a page
+    /// re-fetches after subscribing, so a push it misses meanwhile cannot leave it wrong).
+    fn subscribers(
+        &self,
+        topic: &crate::live::Topic,
+    ) -> impl Future<Output = Result<Vec<crate::live::ConnectionId>, InventoryError>> + Send;
+}
+
+/// What one push to one connection came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    Delivered,
+    /// The connection is closed (410 Gone): forget it.
+    Gone,
+    /// Anything else (throttled, timed out): logged; the page re-fetches on reconnect.
+    Failed(String),
+}
+
+/// Where pushes go (API Gateway's `@connections` API).
+pub trait LivePusher {
+    fn push(&self, connection: &crate::live::ConnectionId, body: &str) -> impl Future<Output = PushOutcome> + Send;
+}
+
+/// The change feed for other systems (an EventBridge bus).
+pub trait ChangeFeed {
+    /// Publishes the events, each tagged with the index of the record it came from. On failure:
+    /// the record index of the first event not published, and why.
+    fn publish(
+        &self,
+        events: &[(usize, crate::live::FeedEvent)],
+    ) -> impl Future<Output = Result<(), (usize, InventoryError)>> + Send;
 }

@@ -49,7 +49,7 @@ const MOST_PRODUCTS_PER_MESSAGE = 50; // the server's limit on one (un)subscribe
 
 export class LiveSocket {
   private socket: WebSocket | null = null;
-  private openedAt = 0; // epoch ms; 0 while not open
+  private openedAt: number | null = null; // epoch ms; null while not open
   private failures = 0; // connections in a row that failed or did not last
   private retry: number | undefined;
   private confirming = false; // opened, its subscription not confirmed yet
@@ -124,10 +124,10 @@ export class LiveSocket {
   }
 
   private closed(): void {
-    const wasOpen = this.openedAt > 0;
-    if (wasOpen && Date.now() - this.openedAt >= STABLE_AFTER_MS) this.failures = 0;
+    const wasOpen = this.openedAt !== null;
+    if (this.openedAt !== null && Date.now() - this.openedAt >= STABLE_AFTER_MS) this.failures = 0;
     this.socket = null;
-    this.openedAt = 0;
+    this.openedAt = null;
     this.confirming = false;
     if (wasOpen) this.handlers.onLive(false);
     this.scheduleRetry();
@@ -152,9 +152,9 @@ export class LiveSocket {
     this.retry = undefined;
     const socket = this.socket;
     if (!socket) return;
-    const wasOpen = this.openedAt > 0;
+    const wasOpen = this.openedAt !== null;
     this.socket = null;
-    this.openedAt = 0;
+    this.openedAt = null;
     this.confirming = false;
     socket.close(1000);
     if (wasOpen) this.handlers.onLive(false);

@@ -256,29 +256,39 @@ function stopLive(): void {
 }
 
 /** A push updates its product's rows where they stand: no re-sort, so nothing moves under the
- *  pointer. The editor keeps the version it opened with: a change saved from it is still checked
- *  against what the admin saw. */
+ *  pointer. A row leaves (or joins) a table filtered by status as a reload would have it. The editor
+ *  keeps the version it opened with: a change saved from it is still checked against what the admin saw. */
 function showPush(push: StockPush): void {
   if (!shown.accept(push.product_id, push.sequence)) return;
-  let added = false;
+  let reshaped = false; // rows joined or left the table: it is drawn anew
   for (const figures of push.warehouses) {
     const item: StockItem = { ...figures, product_id: push.product_id };
     const index = rows.findIndex((row) => row.product_id === item.product_id && row.warehouse_id === item.warehouse_id);
-    if (index >= 0) {
+    const wanted = !page.statusFilter.value || item.status === page.statusFilter.value;
+    if (index >= 0 && wanted) {
       rows[index] = item;
       replaceRow(item);
-    } else if (!page.statusFilter.value || item.status === page.statusFilter.value) {
-      rows.push(item); // a warehouse added elsewhere
-      added = true;
+    } else if (index >= 0) {
+      rows.splice(index, 1);
+      reshaped = true;
+    } else if (wanted) {
+      rows.push(item); // a warehouse added elsewhere, or a row that now meets the filter
+      reshaped = true;
     }
   }
-  if (added) render();
+  if (reshaped) render();
 }
 
-function replaceRow(item: StockItem): void {
-  const old = page.tableRows.querySelector<HTMLTableRowElement>(
+/** The table row of `item`, if the search shows it. */
+function shownRow(item: StockItem): HTMLTableRowElement | null {
+  return page.tableRows.querySelector<HTMLTableRowElement>(
     `tr[data-product="${CSS.escape(item.product_id)}"][data-warehouse="${CSS.escape(item.warehouse_id)}"]`);
-  if (!old) return; // not shown (the search hides it)
+}
+
+/** Draws the row of `item` anew where it stands, the focus kept on the same control. */
+function replaceRow(item: StockItem): void {
+  const old = shownRow(item);
+  if (!old) return;
   const focused = old.contains(document.activeElement) ? document.activeElement?.getAttribute("aria-label") : null;
   const fresh = rowElement(item);
   old.replaceWith(fresh);

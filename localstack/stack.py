@@ -271,7 +271,7 @@ def publish_frontend(s3, bucket: str, config: dict) -> None:
 
 
 def frontend_config(api_url: str, region: str, cognito_url: str, pool_id: str, client_id: str,
-                    hold_seconds: int, catalogue: list[dict], websocket_url: str = "") -> dict:
+                    hold_seconds: int, catalogue: list[dict]) -> dict:
     return {
         "apiUrl": api_url,
         "region": region,
@@ -281,8 +281,6 @@ def frontend_config(api_url: str, region: str, cognito_url: str, pool_id: str, c
         "holdSeconds": hold_seconds,
         "refreshSeconds": FRONTEND_REFRESH_SECONDS,
         "products": [{"product_id": p["product_id"], "name": p.get("name", p["product_id"])} for p in catalogue],
-        # The stack description's "websocket_url": the pages' live updates; "" keeps them polling.
-        "websocketUrl": websocket_url,
     }
 
 

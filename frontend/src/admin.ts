@@ -234,10 +234,12 @@ function renderLive(isLive: boolean): void {
   renderLiveIndicator(page.live, isLive, "Not live: Reload shows the latest");
 }
 
-/** The socket URL with the signed-in admin's ID token; null (no socket) once the session has ended. */
+/** The socket URL with the signed-in admin's access token (a browser's WebSocket sends no
+ *  Authorization header, so it goes in the URL; the $connect authorizer verifies it); null (no
+ *  socket) once the session has ended. */
 function liveUrl(): string | null {
   const session = currentSession();
-  return session?.idToken ? `${config.websocketUrl}?token=${encodeURIComponent(session.idToken)}` : null;
+  return session ? `${config.websocketUrl}?token=${encodeURIComponent(session.accessToken)}` : null;
 }
 
 /** Every product's pushes, when the stack has a WebSocket API; after every (re)connect the list is

@@ -11,9 +11,6 @@ export interface Session {
   username: string;
   groups: string[];
   accessToken: string;
-  // The live updates' WebSocket authorizer reads the ID token (a browser's WebSocket sends no
-  // Authorization header, so it goes in the URL). Absent from a session kept before it was kept.
-  idToken: string;
   expiresAt: number; // epoch seconds
 }
 
@@ -24,7 +21,7 @@ const FAILED = "Sign-in failed. Please try again.";
 const UNREACHABLE = "We couldn't reach the sign-in service. Check your connection and try again.";
 
 interface CognitoAnswer {
-  AuthenticationResult?: { AccessToken: string; IdToken?: string };
+  AuthenticationResult?: { AccessToken: string };
   ChallengeName?: string;
   ChallengeParameters?: Record<string, string>;
   Session?: string;
@@ -94,7 +91,6 @@ export async function signIn(config: Config, username: string, password: string)
     username,
     groups: Array.isArray(claims["cognito:groups"]) ? (claims["cognito:groups"] as string[]) : [],
     accessToken: token,
-    idToken: body.AuthenticationResult?.IdToken ?? "",
     expiresAt: Number(claims["exp"] ?? 0),
   };
   sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));

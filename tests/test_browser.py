@@ -55,6 +55,7 @@ def test_published_config_points_the_pages_at_this_stack(stack):
     assert config["apiUrl"] == stack.api_url
     assert config["userPoolClientId"] == stack.description["user_pool_client_id"]
     assert config["holdSeconds"] == stack.description["hold_seconds"]
+    assert config["websocketUrl"] == stack.description.get("websocket_url", "")  # the pages' live updates
     assert [p["product_id"] for p in config["products"]] == stack.description["demo_products"]
     index = s3.get_object(Bucket=bucket, Key="index.html")
     assert index["ContentType"].startswith("text/html")

@@ -3,6 +3,7 @@ import { ApiError, apiRequest, path } from "./api";
 import { currentSession, type Session, signInWithForm, signOut, SignInError } from "./auth";
 import { type Config, loadConfig } from "./config";
 import { ID_PATTERN, MAX_HOLD_QUANTITY, MAX_ID_LEN, MAX_REASON_LEN, MAX_STOCK } from "./limits";
+import { LiveSocket, renderLiveIndicator, ShownSequences, type StockPush } from "./live";
 import { explain } from "./messages";
 import { newIdempotencyKey } from "./keys";
 import { byId, el, say, show } from "./ui";
@@ -44,6 +45,9 @@ let rows: StockItem[] = [];
 let sortKey: SortKey = "product_id";
 let sortAscending = true;
 let editing: { product_id: string; warehouse_id: string; version: number } | null = null;
+// Every product's pushes while signed in as an admin and the socket is open.
+let live: LiveSocket | null = null;
+const shown = new ShownSequences();
 
 const page = {
   status: byId<HTMLParagraphElement>("page-status"),
@@ -59,6 +63,7 @@ const page = {
   statusFilter: byId<HTMLSelectElement>("status-filter"),
   search: byId<HTMLInputElement>("search"),
   tableStatus: byId<HTMLParagraphElement>("table-status"),
+  live: byId<HTMLParagraphElement>("live-indicator"),
   tableRows: byId<HTMLTableSectionElement>("stock-rows"),
   editor: byId<HTMLElement>("editor"),
   editorHeading: byId<HTMLHeadingElement>("editor-heading"),
@@ -107,6 +112,7 @@ async function withSession<T>(action: (session: Session) => Promise<T>): Promise
     return await action(session);
   } catch (error) {
     if (error instanceof ApiError && error.code === "UNAUTHORIZED") {
+      stopLive();
       signOut();
       askToSignIn("Your session has ended. Sign in again: what you typed is still there.");
       return undefined;
@@ -137,6 +143,7 @@ async function enter(session: Session): Promise<void> {
   }
   show(page.refused, false);
   show(page.workspace, true);
+  startLive();
   await loadRows();
 }
 
@@ -192,31 +199,102 @@ function render(): void {
       const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
       return (sortAscending ? order : -order) || a.product_id.localeCompare(b.product_id) || a.warehouse_id.localeCompare(b.warehouse_id);
     });
-  page.tableRows.replaceChildren(...visible.map((row) => {
-    const change = el("button", { type: "button", "aria-label": `Change ${row.product_id} in ${row.warehouse_id}` }, "Change");
-    change.addEventListener("click", () => openEditor(row));
-    const past = el("button", { type: "button", "aria-label": `History of ${row.product_id}` }, "History");
-    past.addEventListener("click", () => void openHistory(row.product_id));
-    return el("tr", { "data-product": row.product_id, "data-warehouse": row.warehouse_id },
-      el("th", { scope: "row" }, row.product_id),
-      el("td", {}, row.warehouse_id),
-      el("td", { class: "num" }, String(row.stock_count)),
-      el("td", { class: "num" }, String(row.reserved_count)),
-      el("td", { class: "num" }, String(row.available)),
-      el("td", { class: "num" }, String(row.threshold_level)),
-      el("td", {}, el("span", { class: "status", "data-status": row.status }, STATUS_WORDS[row.status] ?? row.status)),
-      el("td", { class: "actions" }, change, past));
-  }));
+  page.tableRows.replaceChildren(...visible.map(rowElement));
   for (const header of document.querySelectorAll<HTMLTableCellElement>("#stock-table th[data-key]")) {
     header.setAttribute("aria-sort", header.dataset.key === sortKey ? (sortAscending ? "ascending" : "descending") : "none");
   }
   say(page.tableStatus, `${visible.length} of ${rows.length} items shown. Updated ${new Date().toLocaleTimeString()}.`);
 }
 
+function rowElement(row: StockItem): HTMLTableRowElement {
+  const change = el("button", { type: "button", "aria-label": `Change ${row.product_id} in ${row.warehouse_id}` }, "Change");
+  change.addEventListener("click", () => openEditor(row));
+  const past = el("button", { type: "button", "aria-label": `History of ${row.product_id}` }, "History");
+  past.addEventListener("click", () => void openHistory(row.product_id));
+  return el("tr", { "data-product": row.product_id, "data-warehouse": row.warehouse_id },
+    el("th", { scope: "row" }, row.product_id),
+    el("td", {}, row.warehouse_id),
+    el("td", { class: "num", "data-column": "stock_count" }, String(row.stock_count)),
+    el("td", { class: "num", "data-column": "reserved_count" }, String(row.reserved_count)),
+    el("td", { class: "num", "data-column": "available" }, String(row.available)),
+    el("td", { class: "num", "data-column": "threshold_level" }, String(row.threshold_level)),
+    el("td", {}, el("span", { class: "status", "data-status": row.status }, STATUS_WORDS[row.status] ?? row.status)),
+    el("td", { class: "actions" }, change, past));
+}
+
 function sortBy(key: SortKey): void {
   sortAscending = key === sortKey ? !sortAscending : true;
   sortKey = key;
   render();
+}
+
+// --- live updates ----------------------------------------------------------------------------------
+
+function renderLive(isLive: boolean): void {
+  renderLiveIndicator(page.live, isLive, "Not live: Reload shows the latest");
+}
+
+/** The socket URL with the signed-in admin's access token (a browser's WebSocket sends no
+ *  Authorization header, so it goes in the URL; the $connect authorizer verifies it); null (no
+ *  socket) once the session has ended. */
+function liveUrl(): string | null {
+  const session = currentSession();
+  return session ? `${config.websocketUrl}?token=${encodeURIComponent(session.accessToken)}` : null;
+}
+
+/** Every product's pushes, when the stack has a WebSocket API; after every (re)connect the list is
+ *  loaded again, for what changed while the socket was down. */
+function startLive(): void {
+  stopLive();
+  if (!config.websocketUrl) return;
+  live = new LiveSocket(liveUrl, { onLive: renderLive, onStock: showPush, onReconnect: () => void loadRows() });
+  live.subscribeAll();
+}
+
+function stopLive(): void {
+  live?.close();
+  live = null;
+  renderLive(false);
+}
+
+/** A push updates its product's rows where they stand: no re-sort, so nothing moves under the
+ *  pointer. A row leaves (or joins) a table filtered by status as a reload would have it. The editor
+ *  keeps the version it opened with: a change saved from it is still checked against what the admin saw. */
+function showPush(push: StockPush): void {
+  if (!shown.accept(push.product_id, push.sequence)) return;
+  let reshaped = false; // rows joined or left the table: it is drawn anew
+  for (const figures of push.warehouses) {
+    const item: StockItem = { ...figures, product_id: push.product_id };
+    const index = rows.findIndex((row) => row.product_id === item.product_id && row.warehouse_id === item.warehouse_id);
+    const wanted = !page.statusFilter.value || item.status === page.statusFilter.value;
+    if (index >= 0 && wanted) {
+      rows[index] = item;
+      replaceRow(item);
+    } else if (index >= 0) {
+      rows.splice(index, 1);
+      reshaped = true;
+    } else if (wanted) {
+      rows.push(item); // a warehouse added elsewhere, or a row that now meets the filter
+      reshaped = true;
+    }
+  }
+  if (reshaped) render();
+}
+
+/** The table row of `item`, if the search shows it. */
+function shownRow(item: StockItem): HTMLTableRowElement | null {
+  return page.tableRows.querySelector<HTMLTableRowElement>(
+    `tr[data-product="${CSS.escape(item.product_id)}"][data-warehouse="${CSS.escape(item.warehouse_id)}"]`);
+}
+
+/** Draws the row of `item` anew where it stands, the focus kept on the same control. */
+function replaceRow(item: StockItem): void {
+  const old = shownRow(item);
+  if (!old) return;
+  const focused = old.contains(document.activeElement) ? document.activeElement?.getAttribute("aria-label") : null;
+  const fresh = rowElement(item);
+  old.replaceWith(fresh);
+  if (focused) fresh.querySelector<HTMLElement>(`[aria-label="${CSS.escape(focused)}"]`)?.focus();
 }
 
 // --- changing an item -------------------------------------------------------------------------------
@@ -419,10 +497,12 @@ async function start(): Promise<void> {
     input.pattern = ID_PATTERN;
   }
   page.editReason.maxLength = MAX_REASON_LEN;
+  renderLive(false);
   byId<HTMLInputElement>("add-reason").maxLength = MAX_REASON_LEN;
 
   page.signinForm.addEventListener("submit", (event) => void onSignIn(event));
   page.signoutButton.addEventListener("click", () => {
+    stopLive();
     signOut();
     window.location.reload();
   });

@@ -13,6 +13,8 @@ export interface Config {
   holdSeconds: number;
   refreshSeconds: number;
   products: CatalogueEntry[];
+  // The WebSocket API that pushes stock changes; "" (or absent, before it existed): the pages poll.
+  websocketUrl: string;
 }
 
 export async function loadConfig(): Promise<Config> {
@@ -20,5 +22,7 @@ export async function loadConfig(): Promise<Config> {
   if (!response.ok) {
     throw new Error(`config.json could not be loaded (HTTP ${response.status}); was the frontend published?`);
   }
-  return (await response.json()) as Config;
+  const config = (await response.json()) as Config;
+  config.websocketUrl ??= "";
+  return config;
 }

@@ -3,6 +3,7 @@ import { ApiError, apiRequest, path } from "./api";
 import { currentSession, signInWithForm, signOut, SignInError } from "./auth";
 import { type Config, loadConfig } from "./config";
 import { ID_PATTERN, MAX_EMAIL_LEN, MAX_HOLD_QUANTITY, MAX_ID_LEN } from "./limits";
+import { LiveSocket, renderLiveIndicator, ShownSequences, type StockStatus } from "./live";
 import { explain } from "./messages";
 import { byId, countdown, el, say, secondsAgo, show } from "./ui";
 import { cartToken, newIdempotencyKey } from "./keys";
@@ -19,7 +20,8 @@ interface ProductAvailability {
   product_id: string;
   available: number;
   threshold_level: number;
-  status: "IN_STOCK" | "LOW_STOCK" | "OUT_OF_STOCK";
+  status: StockStatus;
+  sequence?: number; // only grows for a product; absent from an older API
   warehouses: WarehouseAvailability[];
 }
 
@@ -51,6 +53,11 @@ let product: ProductAvailability | null = null;
 let productId = "";
 let fetchedAt = 0;
 let fetching = false;
+// Asked for while a GET was under way: that answer may predate the reason for asking, so GET again.
+let fetchAgain = false;
+// Pushes while the socket is open; null when the stack has no WebSocket API (the page polls).
+let live: LiveSocket | null = null;
+const shown = new ShownSequences();
 // One key per "add to cart" intent: a double click or a retry after a lost answer sends the same
 // key, so the API returns the same hold instead of placing a second one.
 let intentKey: string | null = null;
@@ -68,6 +75,7 @@ const page = {
   availability: byId<HTMLParagraphElement>("availability"),
   warehouses: byId<HTMLUListElement>("warehouses"),
   updated: byId<HTMLParagraphElement>("updated"),
+  live: byId<HTMLParagraphElement>("live-indicator"),
   quantity: byId<HTMLInputElement>("quantity"),
   addButton: byId<HTMLButtonElement>("add-button"),
   addStatus: byId<HTMLParagraphElement>("add-status"),
@@ -116,6 +124,8 @@ async function openProduct(id: string): Promise<void> {
   }
   productId = trimmed;
   product = null;
+  shown.forget();
+  live?.subscribe([productId]);
   intentKey = null;
   say(page.addStatus, "");
   say(page.notifyStatus, "");
@@ -127,14 +137,17 @@ async function openProduct(id: string): Promise<void> {
 }
 
 async function refresh(): Promise<void> {
-  if (!productId || fetching) return;
+  if (!productId) return;
+  if (fetching) {
+    fetchAgain = true;
+    return;
+  }
   fetching = true;
+  const id = productId;
   try {
-    product = await apiRequest<ProductAvailability>(config.apiUrl, "GET", path("inventory", productId));
-    fetchedAt = Date.now();
-    say(page.status, "");
-    renderProduct();
+    showAvailability(await apiRequest<ProductAvailability>(config.apiUrl, "GET", path("inventory", id)));
   } catch (error) {
+    if (id !== productId) return; // about a product no longer open
     if (error instanceof ApiError && error.code === "PRODUCT_NOT_FOUND") {
       product = null;
       show(page.card, false);
@@ -146,7 +159,21 @@ async function refresh(): Promise<void> {
     }
   } finally {
     fetching = false;
+    if (fetchAgain) {
+      fetchAgain = false;
+      void refresh();
+    }
   }
+}
+
+/** The one way figures reach the page, a GET's answer and a push alike: those of the open product,
+ *  unless they are older than the ones shown. */
+function showAvailability(figures: ProductAvailability): void {
+  if (figures.product_id !== productId || !shown.accept(figures.product_id, figures.sequence)) return;
+  product = figures;
+  fetchedAt = Date.now();
+  say(page.status, "");
+  renderProduct();
 }
 
 function renderProduct(): void {
@@ -156,6 +183,7 @@ function renderProduct(): void {
   page.sku.textContent = product.product_id;
   page.availability.textContent = availabilityLabel(product.available, product.status);
   page.availability.dataset.status = product.available <= 0 ? "OUT_OF_STOCK" : product.status;
+  page.card.dataset.sequence = String(product.sequence ?? 0);
   page.warehouses.replaceChildren(
     ...(product.warehouses.length > 1
       ? product.warehouses.map((warehouse) =>
@@ -198,6 +226,21 @@ async function signUpForBackInStock(): Promise<void> {
 
 function renderUpdated(): void {
   if (product) page.updated.textContent = `Updated ${secondsAgo(fetchedAt)}`;
+}
+
+function renderLive(isLive: boolean): void {
+  renderLiveIndicator(page.live, isLive, `Updates every ${config.refreshSeconds} s`);
+}
+
+/** Pushes from the stack's WebSocket API, when it has one; after every (re)connect one GET catches up. */
+function startLive(): void {
+  renderLive(false);
+  if (!config.websocketUrl) return;
+  live = new LiveSocket(() => config.websocketUrl, {
+    onLive: renderLive,
+    onStock: showAvailability,
+    onReconnect: () => void refresh(),
+  });
 }
 
 // --- cart ----------------------------------------------------------------------------------------
@@ -434,6 +477,7 @@ async function start(): Promise<void> {
   cart = loadCart();
   expireLapsedLines();
   renderCart();
+  startLive();
 
   page.select.addEventListener("change", () => page.select.value && void openProduct(page.select.value));
   byId<HTMLFormElement>("pick-form").addEventListener("submit", (event) => {
@@ -452,13 +496,14 @@ async function start(): Promise<void> {
   });
   page.signinForm.addEventListener("submit", (event) => void signInAndCheckout(event));
 
-  // Availability is refreshed a few seconds apart while the tab is visible, at once when it returns.
+  // Without live updates, availability is refreshed a few seconds apart while the tab is visible, and
+  // at once when it returns; while live, the pushes keep it current and nothing polls.
   window.setInterval(() => {
     renderUpdated();
     tickCountdowns();
-    if (!document.hidden && Date.now() - fetchedAt >= config.refreshSeconds * 1000) void refresh();
+    if (!live?.live && !document.hidden && Date.now() - fetchedAt >= config.refreshSeconds * 1000) void refresh();
   }, 1000);
-  document.addEventListener("visibilitychange", () => !document.hidden && void refresh());
+  document.addEventListener("visibilitychange", () => !document.hidden && !live?.live && void refresh());
 
   const requested = new URL(window.location.href).searchParams.get("product");
   await openProduct(requested ?? config.products[0]?.product_id ?? "");

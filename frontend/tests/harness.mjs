@@ -21,11 +21,17 @@ export async function launch() {
 
 /** A fresh browser context (own storage) on one of the pages; console errors fail the test. */
 export async function openPage(browser, url, viewport = DESKTOP) {
+  const page = await blankPage(browser, viewport);
+  await page.goto(url);
+  return page;
+}
+
+/** As openPage, before it goes anywhere: for listeners and routes that must be in place first. */
+export async function blankPage(browser, viewport = DESKTOP) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.errors = [];
   page.on("pageerror", (error) => page.errors.push(String(error)));
-  await page.goto(url);
   return page;
 }
 
@@ -69,10 +75,13 @@ export async function token(role) {
 // The cart of "someone else" in the tests: holds need a Cart-Token (32 random bytes, as the page makes).
 const otherCart = randomBytes(32).toString("base64url");
 
-export async function api(method, path, { body, role, cartToken = otherCart } = {}) {
+/** A POST carries an Idempotency-Key and a Cart-Token (cartToken, else "someone else's"); another
+ *  method carries a Cart-Token only when given one (a checkout). */
+export async function api(method, path, { body, role, cartToken } = {}) {
   const headers = { "Content-Type": "application/json" };
   if (role) headers.Authorization = `Bearer ${await token(role)}`;
-  if (method === "POST") Object.assign(headers, { "Idempotency-Key": randomUUID(), "Cart-Token": cartToken });
+  if (method === "POST") Object.assign(headers, { "Idempotency-Key": randomUUID(), "Cart-Token": cartToken ?? otherCart });
+  else if (cartToken) headers["Cart-Token"] = cartToken;
   const response = await fetch(`${stack.api_url}${path}`, { method, headers, body: body && JSON.stringify(body) });
   return { status: response.status, body: await response.json() };
 }

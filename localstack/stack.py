@@ -211,11 +211,15 @@ def package(template: dict, s3) -> dict:
     return template
 
 
-def deploy(cloudformation, template: dict, parameters: dict[str, str]) -> dict[str, str]:
-    """Creates or updates the stack and waits for it; returns its outputs."""
+def deploy(cloudformation, s3, template: dict, parameters: dict[str, str]) -> dict[str, str]:
+    """Creates or updates the stack and waits for it; returns its outputs. The template goes by S3
+    (TemplateURL), as `sam deploy` sends it: CloudFormation takes at most 51,200 bytes inline."""
+    body = json.dumps(template).encode()
+    key = f"template-{hashlib.sha256(body).hexdigest()[:16]}.json"
+    s3.put_object(Bucket=ARTIFACT_BUCKET, Key=key, Body=body)
     request = dict(
         StackName=STACK_NAME,
-        TemplateBody=json.dumps(template),
+        TemplateURL=f"https://s3.amazonaws.com/{ARTIFACT_BUCKET}/{key}",
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
@@ -368,7 +372,7 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
     step(f"deploying stack '{STACK_NAME}'")
     account = client("sts").get_caller_identity()["Account"]
     origin = local_frontend_origin(endpoint, frontend_bucket(STACK_NAME, account, REGION))
-    outputs = deploy(client("cloudformation"), template, {
+    outputs = deploy(client("cloudformation"), client("s3"), template, {
         "Architecture": "x86_64", "HoldSeconds": str(hold_seconds), "CreateLocalAlertsQueue": "true",
         "BackstopSchedule": backstop_schedule, "FrontendOrigin": origin,
         "AlertQuietSeconds": str(alert_quiet_seconds),

@@ -56,7 +56,7 @@ def test_a_page_sees_each_change_of_its_product_as_the_get_body_with_a_growing_s
     with socket(stack) as ws:
         assert send(ws, {"action": "subscribe", "products": [product]}) == {"type": "subscribed", "products": [product]}
         cart = new_cart_token()
-        hold = stack.reserve(product, 3, key=unique_id("k"), cart=cart)
+        hold = stack.reserve(product, 3, cart=cart)
         assert hold.status_code == 201, hold.text
         held = push_for(ws, product, 7)
         assert held == {**stack.get(f"/inventory/{product}").json(), "type": "stock"}

@@ -164,12 +164,12 @@ test("a page whose socket cannot connect says it polls, and does", async () => {
   const product = await newProduct({ main: [5, 1] });
   const page = await blankPage(browser);
   let refreshSeconds = 0;
-  await page.route("**/config.json", async (route) => {
-    const response = await route.fetch();
-    const config = await response.json();
-    refreshSeconds = config.refreshSeconds;
-    await route.fulfill({ response, json: { ...config, websocketUrl: "ws://127.0.0.1:9/" } }); // nothing listens there
-  });
+  // The published config.json, read path-style from the local S3 (Node does not resolve the pages'
+  // *.localhost host as the browser does), with a socket URL nothing listens on.
+  const bucket = new URL(stack.frontend_origin).hostname.split(".s3-website")[0];
+  const config = await (await fetch(`${stack.endpoint}/${bucket}/config.json`)).json();
+  refreshSeconds = config.refreshSeconds;
+  await page.route("**/config.json", (route) => route.fulfill({ json: { ...config, websocketUrl: "ws://127.0.0.1:9/" } }));
   await page.goto(shopUrl(product));
   await page.locator("#availability", { hasText: "In stock" }).waitFor();
   const indicator = page.locator("#live-indicator");

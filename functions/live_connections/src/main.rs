@@ -6,5 +6,5 @@ use lambda_runtime::Error;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let store = shared::entrypoint::live_connections().await?;
-    shared::entrypoint::serve_websocket(&store, |store, event| live_connections::handler(store, event)).await
+    shared::entrypoint::serve_websocket(&store, live_connections::handler).await
 }

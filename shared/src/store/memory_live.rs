@@ -14,9 +14,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A connection's record: who opened it, what it watches, when it lapses.
+type ConnectionRecord = (Viewer, BTreeSet<Topic>, EpochSeconds);
+
 #[derive(Debug, Default)]
 pub struct MemoryConnections {
-    connections: Mutex<BTreeMap<ConnectionId, (Viewer, BTreeSet<Topic>, EpochSeconds)>>,
+    connections: Mutex<BTreeMap<ConnectionId, ConnectionRecord>>,
 }
 
 impl MemoryConnections {

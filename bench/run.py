@@ -26,6 +26,7 @@ from pathlib import Path
 from bench import lambda_floor
 from bench.hot_item import HotItem
 from bench.lapsed_holds import lapsed_holds_table
+from bench.live_push import live_push_table
 from localstack import stack as stack_tool
 from localstack.inventory_client import Stack
 
@@ -212,6 +213,9 @@ def main() -> int:
     concurrencies, requests, repeats = ([1, 8], 16, 1) if args.smoke else ([1, 8, 32, 64], 200, 3)
     samples = 1 if args.smoke else 5
     lapsed_products, lapsed_holds = (4, 200) if args.smoke else (100, 10_000)
+    # (open sockets, products they watch): one product, then spread over 100 products.
+    live_cases = [(1, 1), (2, 1)] if args.smoke else [(1, 1), (100, 1), (1000, 1), (100, 100), (1000, 100)]
+    live_samples = 2 if args.smoke else 10
 
     print("==> 1. Lambda floor", flush=True)
     floor, floor_facts = floor_table(runs, invocations)
@@ -235,6 +239,8 @@ def main() -> int:
         cost = cost_table(duration, extra)
         print("==> 6. lapsed holds, TTL paused: the backstop alone", flush=True)
         lapsed, lapsed_facts = lapsed_holds_table(stack, lapsed_products, lapsed_holds)
+        print("==> 7. live pushes", flush=True)
+        live, _ = live_push_table(stack, live_cases, live_samples)
     finally:
         stack_tool.stop_ministack(state_dir)
 
@@ -242,7 +248,7 @@ def main() -> int:
     assert oversold == 0, f"OVERSOLD by {oversold}: {hot_results}"
     text = (HERE / "BENCHMARKS.template.md").read_text().format(
         machine=machine(), smoke=" (smoke run: tiny sizes, figures meaningless)" if args.smoke else "",
-        floor=floor, handler_cpu=handler_cpu, hot=hot, pipeline=pipeline, cost=cost, lapsed=lapsed, reserve_ms=f"{duration:.1f}", extra_ms=f"{extra:.1f}",
+        floor=floor, handler_cpu=handler_cpu, hot=hot, pipeline=pipeline, cost=cost, lapsed=lapsed, live=live, live_samples=live_samples, reserve_ms=f"{duration:.1f}", extra_ms=f"{extra:.1f}",
         worst_init=floor_facts["worst"]["init"][1], worst_init_ratio=f"{floor_facts['worst']['init'][0]:.1f}",
         worst_warm=floor_facts["worst"]["warm"][1], worst_warm_ratio=f"{floor_facts['worst']['warm'][0]:.2f}",
         runs=runs, invocations=invocations, requests=requests, repeats=repeats, samples=samples)

@@ -21,6 +21,7 @@ interface StockItem {
   max_per_cart: number;
   status: string;
   version: number;
+  sequence?: number; // the item's write counter: only grows
 }
 
 interface Figures {
@@ -47,7 +48,10 @@ let sortAscending = true;
 let editing: { product_id: string; warehouse_id: string; version: number } | null = null;
 // Every product's pushes while signed in as an admin and the socket is open.
 let live: LiveSocket | null = null;
+// Per item (product and warehouse): the list and the pushes both carry each item's sequence, so a
+// list loaded while pushes arrived never takes a row back to older figures.
 const shown = new ShownSequences();
+const itemKey = (item: { product_id: string; warehouse_id: string }): string => `${item.product_id}\n${item.warehouse_id}`;
 
 const page = {
   status: byId<HTMLParagraphElement>("page-status"),
@@ -183,7 +187,8 @@ async function loadRows(): Promise<void> {
       return items;
     });
     if (loaded === undefined) return;
-    rows = loaded;
+    // A row read before a push that is already shown keeps the push's figures.
+    rows = loaded.map((row) => (shown.accept(itemKey(row), row.sequence) ? row : rows.find((r) => itemKey(r) === itemKey(row)) ?? row));
     render();
   } catch (error) {
     say(page.tableStatus, `Couldn't load stock: ${explain(error)}`, "error");
@@ -261,10 +266,10 @@ function stopLive(): void {
  *  pointer. A row leaves (or joins) a table filtered by status as a reload would have it. The editor
  *  keeps the version it opened with: a change saved from it is still checked against what the admin saw. */
 function showPush(push: StockPush): void {
-  if (!shown.accept(push.product_id, push.sequence)) return;
   let reshaped = false; // rows joined or left the table: it is drawn anew
   for (const figures of push.warehouses) {
     const item: StockItem = { ...figures, product_id: push.product_id };
+    if (!shown.accept(itemKey(item), item.sequence)) continue; // older than the row shown
     const index = rows.findIndex((row) => row.product_id === item.product_id && row.warehouse_id === item.warehouse_id);
     const wanted = !page.statusFilter.value || item.status === page.statusFilter.value;
     if (index >= 0 && wanted) {

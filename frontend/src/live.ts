@@ -15,6 +15,7 @@ export interface WarehouseFigures {
   last_updated: string;
   max_per_cart: number;
   version: number;
+  sequence?: number; // this warehouse's item's write counter: only grows
 }
 
 /** A push: exactly GET /inventory/{id}'s body, plus its type. */
@@ -36,10 +37,15 @@ export interface LiveHandlers {
   onLive(live: boolean): void;
   /** A stock change of a subscribed product. */
   onStock(push: StockPush): void;
-  /** After every (re)connect, once the server has confirmed the subscription: fetch again, since a
-   *  change made while the socket was down (or before the subscription was in place) was not pushed. */
+  /** Whenever the server confirms a subscription (after every (re)connect, and every change of
+   *  products), and once more a moment later: fetch again, since a change made while the socket was
+   *  down, or before the subscription was in place everywhere, was not pushed. */
   onReconnect(): void;
 }
+
+// The server finds a product's watchers through an eventually consistent index: a change in the
+// first moments after a subscription may miss a new watcher, so the page fetches once more then.
+const REFETCH_AFTER_SUBSCRIBED_MS = 2_000;
 
 const BACKOFF_BASE_MS = 1_000;
 const BACKOFF_CAP_MS = 30_000;
@@ -53,6 +59,8 @@ export class LiveSocket {
   private failures = 0; // connections in a row that failed or did not last
   private retry: number | undefined;
   private confirming = false; // opened, its subscription not confirmed yet
+  private refused = false; // the server refused the subscription: not live, the page polls
+  private refetch: number | undefined;
   private products: string[] = [];
   private allProducts = false;
   private paused = false; // the page is hidden in the back/forward cache
@@ -66,8 +74,9 @@ export class LiveSocket {
     this.connect();
   }
 
+  /** Open, and the server has not refused what the page asked to watch. */
   get live(): boolean {
-    return this.socket?.readyState === WebSocket.OPEN;
+    return this.socket?.readyState === WebSocket.OPEN && !this.refused;
   }
 
   /** Follows `products` from now on instead of those before. */
@@ -117,6 +126,7 @@ export class LiveSocket {
   private opened(): void {
     this.openedAt = Date.now();
     this.confirming = true;
+    this.refused = false;
     this.handlers.onLive(true);
     if (this.allProducts) this.send({ action: "subscribe", all_products: true });
     this.sendProducts("subscribe", this.products);
@@ -124,6 +134,8 @@ export class LiveSocket {
   }
 
   private closed(): void {
+    window.clearTimeout(this.refetch);
+    this.refetch = undefined;
     const wasOpen = this.openedAt !== null;
     if (this.openedAt !== null && Date.now() - this.openedAt >= STABLE_AFTER_MS) this.failures = 0;
     this.socket = null;
@@ -150,6 +162,8 @@ export class LiveSocket {
   private disconnect(): void {
     window.clearTimeout(this.retry);
     this.retry = undefined;
+    window.clearTimeout(this.refetch);
+    this.refetch = undefined;
     const socket = this.socket;
     if (!socket) return;
     const wasOpen = this.openedAt !== null;
@@ -186,20 +200,40 @@ export class LiveSocket {
         if (isStockPush(message)) this.handlers.onStock(message);
         break;
       case "subscribed":
-        this.confirmed();
+        if (this.refused) {
+          this.refused = false;
+          this.handlers.onLive(true);
+        }
+        this.confirming = false;
+        this.caughtUp();
         break;
       case "error":
         console.warn(`Live updates: the server said ${String(message.error)}: ${String(message.message)}`);
-        // A refused subscription is not confirmed, but the page must not wait on it to catch up.
-        this.confirmed();
+        // A refused subscription: the page is not watching what it shows, so it polls instead.
+        this.confirming = false;
+        if (!this.refused) {
+          this.refused = true;
+          this.handlers.onLive(false);
+        }
         break;
     }
   }
 
+  /** Without anything to confirm (nothing subscribed yet): caught up at once. */
   private confirmed(): void {
     if (!this.confirming) return;
     this.confirming = false;
+    this.caughtUp();
+  }
+
+  /** Fetch again now, and once more a moment later (see REFETCH_AFTER_SUBSCRIBED_MS). */
+  private caughtUp(): void {
     this.handlers.onReconnect();
+    window.clearTimeout(this.refetch);
+    this.refetch = window.setTimeout(() => {
+      this.refetch = undefined;
+      if (this.live) this.handlers.onReconnect();
+    }, REFETCH_AFTER_SUBSCRIBED_MS);
   }
 
   private sendProducts(action: "subscribe" | "unsubscribe", products: string[]): void {
@@ -242,8 +276,9 @@ export function renderLiveIndicator(node: HTMLElement, live: boolean, otherwise:
   node.textContent = live ? "Live" : otherwise;
 }
 
-/** A page never goes backwards: it keeps the sequence of the figures it shows, per product, and an
- *  answer (a GET's or a push) with a lower one is older than what is shown and is dropped. */
+/** A page never goes backwards: it keeps the sequence of the figures it shows, per product (the
+ *  admin panel: per item), and an answer (a GET's, the list's or a push) with a lower one is older
+ *  than what is shown and is dropped. */
 export class ShownSequences {
   private readonly shown = new Map<string, number>();
 

@@ -57,6 +57,7 @@ let fetching = false;
 let fetchAgain = false;
 // Pushes while the socket is open; null when the stack has no WebSocket API (the page polls).
 let live: LiveSocket | null = null;
+const LIVE_SAFETY_REFRESH_SECONDS = 60;
 const shown = new ShownSequences();
 // One key per "add to cart" intent: a double click or a retry after a lost answer sends the same
 // key, so the API returns the same hold instead of placing a second one.
@@ -497,11 +498,13 @@ async function start(): Promise<void> {
   page.signinForm.addEventListener("submit", (event) => void signInAndCheckout(event));
 
   // Without live updates, availability is refreshed a few seconds apart while the tab is visible, and
-  // at once when it returns; while live, the pushes keep it current and nothing polls.
+  // at once when it returns; while live, the pushes keep it current, and a read once a minute bounds
+  // how long a push that was lost on the way can leave it wrong.
   window.setInterval(() => {
     renderUpdated();
     tickCountdowns();
-    if (!live?.live && !document.hidden && Date.now() - fetchedAt >= config.refreshSeconds * 1000) void refresh();
+    const every = live?.live ? LIVE_SAFETY_REFRESH_SECONDS : config.refreshSeconds;
+    if (!document.hidden && Date.now() - fetchedAt >= every * 1000) void refresh();
   }, 1000);
   document.addEventListener("visibilitychange", () => !document.hidden && !live?.live && void refresh());
 

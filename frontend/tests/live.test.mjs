@@ -46,13 +46,14 @@ async function watchedPage(url, product) {
   return { page, gets, subscribed };
 }
 
-/** Live, subscribed, and caught up: the re-fetch the page makes once subscribed is behind it (no GET
- *  of the product for a second), so a GET from now on would be polling. */
+/** Live, subscribed, and caught up: the re-fetches the page makes once subscribed (at once, and
+ *  2 s later) are behind it, with no GET of the product for a second after, so a GET from now on
+ *  would be polling. */
 async function settledLive({ page, gets, subscribed }) {
   await page.locator('#live-indicator[data-live="true"]', { hasText: "Live" }).waitFor();
   const subscribedAt = await subscribed;
   for (;;) {
-    const wait = Math.max(subscribedAt, gets.at(-1) ?? 0) + 1000 - Date.now();
+    const wait = Math.max(subscribedAt + 2000, gets.at(-1) ?? 0) + 1000 - Date.now();
     if (wait <= 0) return;
     await sleep(wait);
   }

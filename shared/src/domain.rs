@@ -264,6 +264,9 @@ pub struct WarehouseAvailability {
     pub max_per_cart: i64,
     /// For an admin's `expected_version`.
     pub version: i64,
+    /// The item's write counter: grows with every change of its figures (the admin panel drops a
+    /// push or a list row older than the row it shows).
+    pub sequence: i64,
 }
 
 impl WarehouseAvailability {
@@ -273,6 +276,7 @@ impl WarehouseAvailability {
             figures: Availability::of(level),
             max_per_cart: level.max_per_cart(),
             version: level.version,
+            sequence: level.sequence,
         }
     }
 }
@@ -444,7 +448,7 @@ mod tests {
                 "threshold_level": 5, "status": "LOW_STOCK", "last_updated": "t",
                 "warehouses": [{"warehouse_id": "main", "stock_count": 7, "reserved_count": 2, "available": 5,
                                 "threshold_level": 5, "status": "LOW_STOCK", "last_updated": "t",
-                                "max_per_cart": crate::limits::DEFAULT_MAX_PER_CART, "version": 3}],
+                                "max_per_cart": crate::limits::DEFAULT_MAX_PER_CART, "version": 3, "sequence": 0}],
                 "sequence": 0
             })
         );

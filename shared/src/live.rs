@@ -289,6 +289,9 @@ pub struct FeedEvent {
     pub change_id: String,
     pub product_id: ProductId,
     pub warehouse_id: crate::domain::WarehouseId,
+    /// The item's write counter after the change: only grows, so a consumer drops an event older
+    /// than one it has (EventBridge does not keep order).
+    pub sequence: i64,
     pub stock_count: i64,
     pub reserved_count: i64,
     pub available: i64,
@@ -315,6 +318,7 @@ impl FeedEvent {
             change_id: change.sequence.clone(),
             product_id: new.product_id.clone(),
             warehouse_id: new.warehouse_id.clone(),
+            sequence: new.sequence,
             stock_count: new.stock_count,
             reserved_count: new.reserved_count,
             available: new.available_count,
@@ -380,9 +384,12 @@ pub struct BatchFailure {
     pub error: InventoryError,
 }
 
-/// The broadcaster: the batch's changes to the change feed, then, per product changed (coalesced),
-/// its availability as GET computes it, pushed to every connection watching it or everything.
-/// Only a store or feed error fails the batch; a slow, failing or gone subscriber never does.
+/// The broadcaster: per product whose figures the batch changed (each once, coalesced), its
+/// availability as GET computes it, pushed to every connection watching it or everything; then the
+/// batch's changes to the change feed. A gone connection (410) is forgotten; one whose push failed
+/// otherwise is hung up on (API Gateway closes it), so its page reconnects and re-fetches rather
+/// than show figures it missed. Only a store or feed error fails the batch, from the first record
+/// either did not finish; pushes and the feed are independent, so neither holds the other back.
 pub async fn broadcast(
     stock: &impl StockReader,
     connections: &impl LiveConnectionStore,
@@ -391,26 +398,47 @@ pub async fn broadcast(
     changes: &[StockItemChanged],
 ) -> Result<BroadcastReport, BatchFailure> {
     let mut report = BroadcastReport::default();
+    let pushed = push_changed_products(stock, connections, pusher, changes, &mut report).await;
     let events: Vec<(usize, FeedEvent)> = changes
         .iter()
         .enumerate()
         .flat_map(|(index, change)| FeedEvent::for_change(change).into_iter().map(move |e| (index, e)))
         .collect();
-    if let Err((first_failed, error)) = feed.publish(&events).await {
-        return Err(BatchFailure { sequence: changes[first_failed].sequence.clone(), error });
+    let fed = feed.publish(&events).await;
+    if fed.is_ok() {
+        report.feed_events = events.len();
     }
-    report.feed_events = events.len();
+    // Redeliver from the earlier of the two failures (records before it are done for both).
+    match (pushed, fed) {
+        (Ok(()), Ok(())) => Ok(report),
+        (Err((index, error)), Ok(())) | (Ok(()), Err((index, error))) => {
+            Err(BatchFailure { sequence: changes[index].sequence.clone(), error })
+        }
+        (Err((pushed_at, push_error)), Err((fed_at, feed_error))) => {
+            let (index, error) = if pushed_at <= fed_at { (pushed_at, push_error) } else { (fed_at, feed_error) };
+            Err(BatchFailure { sequence: changes[index].sequence.clone(), error })
+        }
+    }
+}
 
+/// The pushes of a batch; on a store error, the index of the first record of the product it failed at.
+async fn push_changed_products(
+    stock: &impl StockReader,
+    connections: &impl LiveConnectionStore,
+    pusher: &impl LivePusher,
+    changes: &[StockItemChanged],
+    report: &mut BroadcastReport,
+) -> Result<(), (usize, InventoryError)> {
     // Each product once, in the order of its first change; on a failure, redeliver from there.
-    let mut products: Vec<(&ProductId, &str)> = Vec::new();
-    for change in changes.iter().filter(|c| figures_changed(c)) {
+    let mut products: Vec<(&ProductId, usize)> = Vec::new();
+    for (index, change) in changes.iter().enumerate().filter(|(_, c)| figures_changed(c)) {
         if !products.iter().any(|(p, _)| *p == &change.new.product_id) {
-            products.push((&change.new.product_id, &change.sequence));
+            products.push((&change.new.product_id, index));
         }
     }
     let mut everything: Option<Vec<ConnectionId>> = None;
-    for (product, first_sequence) in products {
-        let fail = |error| BatchFailure { sequence: first_sequence.to_owned(), error };
+    for (product, first) in products {
+        let fail = |error| (first, error);
         let levels = stock.stock_levels(product, None).await.map_err(fail)?;
         let Some(availability) = ProductAvailability::from_levels(product.clone(), &levels) else { continue };
         if everything.is_none() {
@@ -434,26 +462,41 @@ pub async fn broadcast(
             .collect()
             .await;
         report.products += 1;
+        let mut cleanups = Vec::new();
         for (connection, outcome) in outcomes {
             match outcome {
                 PushOutcome::Delivered => report.delivered += 1,
                 PushOutcome::Gone => {
                     report.gone += 1;
-                    // Best effort: its records lapse with TTL anyway.
-                    if let Err(err) = disconnect(connections, &connection).await {
-                        tracing::warn!(connection = %connection, error = %err, "forgetting a gone connection failed");
-                    }
+                    cleanups.push((connection, None));
                 }
                 PushOutcome::Failed(reason) => {
                     report.failed += 1;
-                    tracing::warn!(connection = %connection, product = %product, reason, "push failed");
+                    cleanups.push((connection, Some(reason)));
                 }
             }
         }
+        // Best effort, concurrently: a connection's records lapse with TTL anyway.
+        stream::iter(cleanups)
+            .for_each_concurrent(PUSH_CONCURRENCY, |(connection, failed)| async move {
+                match failed {
+                    None => {
+                        if let Err(err) = disconnect(connections, &connection).await {
+                            tracing::warn!(connection = %connection, error = %err, "forgetting a gone connection failed");
+                        }
+                    }
+                    Some(reason) => {
+                        tracing::warn!(connection = %connection, product = %product, reason,
+                                       "push failed; hanging up so the page reconnects and re-fetches");
+                        pusher.hang_up(&connection).await;
+                    }
+                }
+            })
+            .await;
         tracing::info!(product = %product, sequence = availability.sequence, available = availability.totals.available,
                        "stock pushed");
     }
-    Ok(report)
+    Ok(())
 }
 
 /// An API Gateway WebSocket event (`$connect`, `$disconnect` or a page's message), the fields used.

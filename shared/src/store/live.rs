@@ -199,14 +199,26 @@ impl LiveConnectionStore for DynamoConnections {
     }
 
     async fn close_connection(&self, connection: &ConnectionId) -> Result<(), InventoryError> {
-        let Some(record) = self.record(connection).await? else { return Ok(()) };
-        let mut deletes = vec![self.delete(connection, CONNECTION_ENTRY)?];
-        for topic in &record.topics {
-            deletes.push(self.delete(connection, &Self::topic_entry(topic))?);
+        for _ in 0..TOPIC_ATTEMPTS {
+            let Some(record) = self.record(connection).await? else { return Ok(()) };
+            // The connection's record goes only at the revision read, so a subscribe that lands in
+            // between makes this read again and delete its topic too (none is left behind).
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(connection, CONNECTION_ENTRY)))
+                .condition_expression("revision = :seen")
+                .expression_attribute_values(":seen", n(record.revision))
+                .build()
+                .map_err(|err| InventoryError::internal(format!("building a delete: {err}")))?;
+            let mut deletes = vec![TransactWriteItem::builder().delete(delete).build()];
+            for topic in &record.topics {
+                deletes.push(self.delete(connection, &Self::topic_entry(topic))?);
+            }
+            if transact(&self.client, deletes).await?.is_none() {
+                return Ok(());
+            }
         }
-        // Unconditional deletes: a failed condition cannot happen; a second close deletes nothing.
-        transact(&self.client, deletes).await?;
-        Ok(())
+        Err(InventoryError::Unavailable { detail: "a connection's topics kept changing under a close".into() })
     }
 
     async fn subscribers(&self, topic: &Topic) -> Result<Vec<ConnectionId>, InventoryError> {
@@ -262,6 +274,13 @@ impl LivePusher for ApiGatewayPusher {
                 Some(PostToConnectionError::GoneException(_)) => PushOutcome::Gone,
                 _ => PushOutcome::Failed(format!("{}", aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err))),
             },
+        }
+    }
+
+    async fn hang_up(&self, connection: &ConnectionId) {
+        if let Err(err) = self.client.delete_connection().connection_id(connection.as_str()).send().await {
+            tracing::warn!(connection = %connection, error = %aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err),
+                           "hanging up on a connection failed");
         }
     }
 }

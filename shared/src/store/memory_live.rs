@@ -95,12 +95,13 @@ impl LiveConnectionStore for MemoryConnections {
     }
 }
 
-/// Records pushes; connections marked gone answer Gone, those marked failing answer Failed.
+/// Records pushes and hang-ups; connections marked gone answer Gone, those marked failing Failed.
 #[derive(Debug, Default)]
 pub struct RecordingPusher {
     pub pushed: Mutex<Vec<(ConnectionId, serde_json::Value)>>,
     pub gone: Mutex<BTreeSet<ConnectionId>>,
     pub failing: Mutex<BTreeSet<ConnectionId>>,
+    pub hung_up: Mutex<Vec<ConnectionId>>,
 }
 
 impl RecordingPusher {
@@ -122,6 +123,11 @@ impl LivePusher for RecordingPusher {
         let value = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
         lock(&self.pushed).push((connection.clone(), value));
         PushOutcome::Delivered
+    }
+
+    async fn hang_up(&self, connection: &ConnectionId) {
+        tokio::task::yield_now().await;
+        lock(&self.hung_up).push(connection.clone());
     }
 }
 

@@ -457,13 +457,16 @@ pub enum PushOutcome {
     Delivered,
     /// The connection is closed (410 Gone): forget it.
     Gone,
-    /// Anything else (throttled, timed out): logged; the page re-fetches on reconnect.
+    /// Anything else (throttled, timed out): the page missed a change, so it is hung up on.
     Failed(String),
 }
 
 /// Where pushes go (API Gateway's `@connections` API).
 pub trait LivePusher {
     fn push(&self, connection: &crate::live::ConnectionId, body: &str) -> impl Future<Output = PushOutcome> + Send;
+
+    /// Closes the connection (best effort; logged): its page reconnects and re-fetches.
+    fn hang_up(&self, connection: &crate::live::ConnectionId) -> impl Future<Output = ()> + Send;
 }
 
 /// The change feed for other systems (an EventBridge bus).

@@ -180,7 +180,7 @@ def cost_table(duration_ms: float, extra_round_trip_ms: float) -> str:
 
     # Ours: a strongly consistent read of the item (1 RRU), one TransactWriteItems of four items
     # (counters, hold, cart, request record: 2 WRU each in a transaction) + the audit entry (1 WRU)
-    # written by record_history from the stream (stream reads by Lambda are free).
+    # written by broadcast_stock from the stream (stream reads by Lambda are free).
     ours = per_million(duration_ms, 8 + 1, 1)
     # Naive: a strongly consistent GetItem (1 RRU), a conditional UpdateItem and a PutItem (1 WRU each),
     # in sequence: two more round trips inside the function.

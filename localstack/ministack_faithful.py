@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
+import concurrent.futures
 import contextvars
 import hashlib
 import heapq
@@ -819,18 +820,37 @@ def _install_stream_failure_semantics():
         retry_later(esm_id, batch)
         return False
 
+    def poll_in_scope(account_id: str, region: str, esm: dict) -> bool:
+        scope = lambda_svc._request_account_id.set(account_id), lambda_svc._request_region.set(region)
+        try:
+            return poll_mapping(esm)
+        except Exception:  # one mapping's trouble must not stop the others
+            log.exception("stream event source mapping %s", esm.get("UUID"))
+            return False
+        finally:
+            lambda_svc._request_region.reset(scope[1])
+            lambda_svc._request_account_id.reset(scope[0])
+
+    # Fix 15: each mapping polls on its own, as on AWS, where every event source mapping has its own
+    # pollers: MiniStack invoked one mapping's function after another's, so a slow consumer delayed
+    # every other one (the alerts waited for the broadcaster's pushes). One poll in flight per
+    # mapping keeps each mapping's batches in order.
+    in_flight: dict[str, concurrent.futures.Future] = {}
+    pollers = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="esm-poll")
+
     def poll_dynamodb_streams() -> bool:
-        moved = False
-        for account_id, region, esm in lambda_svc._iter_all_esms():
-            scope = lambda_svc._request_account_id.set(account_id), lambda_svc._request_region.set(region)
-            try:
-                moved = poll_mapping(esm) or moved
-            except Exception:  # one mapping's trouble must not stop the others
-                log.exception("stream event source mapping %s", esm.get("UUID"))
-            finally:
-                lambda_svc._request_region.reset(scope[1])
-                lambda_svc._request_account_id.reset(scope[0])
-        return moved
+        mappings = list(lambda_svc._iter_all_esms())
+        for gone in in_flight.keys() - {esm.get("UUID") for _, _, esm in mappings}:
+            in_flight.pop(gone)
+        polls = []
+        for account_id, region, esm in mappings:
+            running = in_flight.get(esm.get("UUID"))
+            if running is None or running.done():
+                running = in_flight[esm.get("UUID")] = pollers.submit(poll_in_scope, account_id, region, esm)
+            polls.append(running)
+        done, still_running = concurrent.futures.wait(polls, timeout=0.05)
+        # Busy while a poll runs or one moved its checkpoint: the loop comes back at once.
+        return bool(still_running) or any(poll.result() for poll in done)
 
     lambda_svc._poll_dynamodb_streams = poll_dynamodb_streams
 

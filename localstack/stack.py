@@ -424,7 +424,7 @@ def up(state_dir: Path, port: int, ttl_reaper_interval: float = 1.0, hold_second
         "dashboard_name": outputs["DashboardName"],
         "functions": {name: outputs[f"{key}FunctionName"] for name, key in [
             ("check_thresholds", "CheckThresholds"), ("stock_events", "StockEvents"),
-            ("expire_reservations", "ExpireReservations"), ("record_history", "RecordHistory"),
+            ("expire_reservations", "ExpireReservations"),
             ("send_digest", "SendDigest"), ("back_in_stock", "BackInStock"),
             ("broadcast_stock", "BroadcastStock")]},
         "demo_products": [p["product_id"] for p in catalogue],

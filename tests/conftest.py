@@ -114,7 +114,7 @@ FILE_SECONDS = {
     "tests/test_browser.py": 45, "tests/test_alert_damping.py": 35, "tests/test_fidelity.py": 26,
     "tests/test_back_in_stock.py": 25, "tests/test_scenarios.py": 22, "tests/test_operations.py": 12,
     "tests/test_holds.py": 12, "tests/test_digest.py": 9, "tests/test_bad_input.py": 7, "tests/test_admin.py": 7,
-    "tests/test_concurrency.py": 4, "tests/test_holders.py": 4,
+    "tests/test_concurrency.py": 4, "tests/test_holders.py": 4, "tests/test_live.py": 20,
 }
 
 

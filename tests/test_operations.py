@@ -83,7 +83,7 @@ def test_a_replayed_stream_batch_adds_no_entries(stack, tokens, story):
     batch = stack.stream_records("stock", story["product"])
     assert len(batch) >= 9
     for _ in range(2):
-        assert stack.invoke("record_history", {"Records": batch}) == {"batchItemFailures": []}
+        assert stack.invoke("broadcast_stock", {"Records": batch}) == {"batchItemFailures": []}
     assert all_entries(stack, story["product"], tokens["admin"]) == story["entries"]
 
 

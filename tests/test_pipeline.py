@@ -18,8 +18,10 @@ def test_reserving_across_the_threshold_sends_one_low_stock_alert(stack, new_pro
     product = new_product(main=(10, 5))
     first = stack.reserve(product, 4, "main").json()   # 6 left: still in stock
     stack.reserve(product, 1, "main")                  # 5 left: at the threshold -> LOW_STOCK
-    stack.reserve(product, 1, "main")                  # 4 left: still low, no second alert
+    # The alert tells the figures the consumer reads when it judges the crossing: taken before the
+    # next hold, they are the crossing's own (a consumer that lags would say where it stands then).
     [alert] = before(inbox.wait_for(product, 1), first)
+    stack.reserve(product, 1, "main")                  # 4 left: still low, no second alert
     assert alert["subject"] == f"Low stock: {product} at main - 5 left to sell, 10 on the shelf"
     body = alert["body"]
     assert (body["type"], body["warehouse_id"], body["available"], body["stock_count"], body["reserved_count"],
@@ -196,10 +198,10 @@ def test_a_poison_record_ends_in_the_dlq_and_later_records_still_flow(stack, new
         name = stack.description["functions"][function]
         return [d for d in poison_dead_letter() if d["requestContext"]["functionArn"].endswith(f":{name}")]
 
-    # Both consumers of the stock stream that keep state (alerts and the audit trail) give up on it,
-    # each once; the broadcaster logs the record it cannot read and skips it (it has nothing to push).
+    # Both consumers of the stock stream (alerts; the audit trail with the live pages and the feed)
+    # give up on it, each once.
     [dead] = wait_for(lambda: dead_letter_of("stock_events"), timeout=60, what="the poison record in the DLQ")
-    wait_for(lambda: dead_letter_of("record_history"), timeout=60, what="the audit trail's dead letter")
+    wait_for(lambda: dead_letter_of("broadcast_stock"), timeout=60, what="the audit trail's dead letter")
     assert len(poison_dead_letter()) == 2
     info = dead["DDBStreamBatchInfo"]
     assert (info["batchSize"], info["endSequenceNumber"]) == (1, sequence)

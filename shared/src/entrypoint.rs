@@ -203,10 +203,9 @@ fn batch_failure(sequence: String) -> DynamoDbEventResponse {
 }
 
 /// Runs a stock-stream consumer that handles each batch as a whole (the broadcaster coalesces a
-/// product's changes). A record that is not a valid change is logged and skipped, not retried: what
-/// it would push or feed cannot be read by anyone, and the alert and audit consumers of the same
-/// stream dead-letter it for the operators. A failure names the record to redeliver from (it and
-/// the rest come again).
+/// product's changes): the records up to the first that is not a valid change go to `handle_batch`,
+/// and that one is reported as failed (retried, then dead-lettered for the operators, like the other
+/// consumers do). A failure names the record to redeliver from (it and the rest come again).
 pub async fn serve_stock_batches<'a, S, R, F, Fut>(state: &'a S, handle_batch: F) -> Result<(), Error>
 where
     S: Sync,
@@ -219,18 +218,22 @@ where
     lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
         emit_stream_lag(function, &event.payload);
         let mut changes = Vec::new();
+        let mut malformed = None;
         for record in &event.payload.records {
             match StockItemChanged::from_record(record) {
                 Ok(Some(change)) => changes.push(change),
                 Ok(None) => {}
-                Err(err) => tracing::error!(error = %err, sequence = record.change.sequence_number,
-                                            "record skipped: not a stock change this function can read"),
+                Err(err) => {
+                    tracing::error!(error = %err, sequence = record.change.sequence_number, "record failed; reporting it for retry");
+                    malformed = record.change.sequence_number.clone();
+                    break;
+                }
             }
         }
         let response = match Box::pin(handle_batch(state, changes)).await {
             Ok(outcome) => {
                 tracing::info!(?outcome, "batch handled");
-                DynamoDbEventResponse::default()
+                malformed.map(batch_failure).unwrap_or_default()
             }
             Err(BatchFailure { sequence, error }) => {
                 tracing::error!(error = %error, detail = ?error, sequence, "batch failed; reporting it for retry");

@@ -1074,7 +1074,11 @@ def _table_arn(tables: set[str]) -> str:
 def _refusal(operation: str, data: dict, tables: set[str], caller):
     """The answer of a fault that refuses this DynamoDB call before it is applied, or None."""
     write = operation in WRITE_OPERATIONS
-    firing = NEMESIS.fires("throttle", operation=operation, table=tables)
+    # Which function made the call is looked up only for a fault that asks (it reads /proc).
+    by_function = any(f.kind == "throttle" and f.filters.get("function") for f in NEMESIS.faults)
+    found = _function_process(caller) if by_function and caller else None
+    function = found[0].func_name if found else None
+    firing = NEMESIS.fires("throttle", operation=operation, table=tables, function=function)
     if firing:
         return throttled(firing[0].params["error"], _table_arn(tables), write, key_range=False)
     if not write:

@@ -10,8 +10,8 @@ A spec: {"kind", "rate" (0..1), "count" (at most this many firings), filters, "p
   applied-answer-lost  DynamoDB write applied, then answered 500 InternalServerError  operation, table; answer,
                        or (answer=timeout) answered only after `seconds`               seconds
   conflict             TransactWriteItems cancelled: TransactionConflict on one item   table; window_ms
-  throttle             DynamoDB call refused, not applied: ThrottlingException or      operation, table; error
-                       ProvisionedThroughputExceededException
+  throttle             DynamoDB call refused, not applied: ThrottlingException or      operation, table, function;
+                       ProvisionedThroughputExceededException                          error
   hot-key              writes above a partition key's (or item's) write rate refused   table; scale, per
   kill                 the function process killed after its invocation's first write  function, table, operation
   sns-publish          SNS Publish refused, not delivered: InternalError or Throttling topic; error
@@ -45,7 +45,7 @@ PARTITION_WRITE_UNITS_PER_SECOND = 1000
 KINDS: dict[str, tuple[tuple[str, ...], dict]] = {
     "applied-answer-lost": (("service", "operation", "table"), {"answer": ("500", "timeout"), "seconds": 3.0}),
     "conflict": (("table",), {"window_ms": 0}),
-    "throttle": (("operation", "table"), {"error": ("ThrottlingException", "ProvisionedThroughputExceededException")}),
+    "throttle": (("operation", "table", "function"), {"error": ("ThrottlingException", "ProvisionedThroughputExceededException")}),
     "hot-key": (("table",), {"scale": 0.01, "per": ("partition", "item")}),
     "kill": (("function", "table", "operation"), {}),
     "sns-publish": (("topic",), {"error": ("InternalError", "Throttling")}),

@@ -72,7 +72,7 @@ def test_a_bad_spec_is_refused_with_what_is_wrong(stack):
         ({"kind": "flood", "rate": 0.1}, "kind must be one of"),
         ({"kind": "throttle"}, "give a rate"),
         ({"kind": "throttle", "rate": 1.5}, "rate must be a number from 0 to 1"),
-        ({"kind": "throttle", "rate": 0.1, "function": "f"}, "throttle takes no ['function']"),
+        ({"kind": "throttle", "rate": 0.1, "topic": "t"}, "throttle takes no ['topic']"),
         ({"kind": "throttle", "rate": 0.1, "params": {"error": "Nope"}}, "error must be one of"),
         ({"kind": "hot-key", "rate": 1, "params": {"scale": 0}}, "scale must be above 0"),
         ([{"kind": "throttle", "rate": 0.1}, {"kind": "flood"}], "kind must be one of"),
@@ -223,8 +223,9 @@ def test_the_products_sdk_retries_a_throttled_read(stack, new_product, error):
     """The Rust SDK takes both codes for throttling and retries (3 attempts): two refusals, then 200;
     three, and the API answers 503 (the store is busy)."""
     product = new_product(main=7)
-    # Only the GET's own Query: the stream consumers' reads of the same table must not use up the count.
-    on_the_read = {"operation": "Query", "table": stack.description["stock_table"]}
+    # Only the GET function's own Query: the stream consumers' reads of the same table (the
+    # broadcaster reads each changed product) must not use up the count.
+    on_the_read = {"operation": "Query", "table": stack.description["stock_table"], "function": "GetInventory"}
     armed = stack.arm_chaos("throttle", count=2, params={"error": error}, **on_the_read)
     response = stack.get(f"/inventory/{product}")
     assert response.status_code == 200, response.text

@@ -66,7 +66,8 @@ def validator_for(schema: dict):
 
 @pytest.mark.last
 def test_every_observed_response_is_documented(observed_responses):
-    assert len(observed_responses) > 500, "the integration tests should have exercised the API first"
+    # Every part of the suite (make test runs it in three) observes a few hundred answers at least.
+    assert len(observed_responses) > 200, "the integration tests should have exercised the API first"
     problems = []
     for method, url_path, status, body in observed_responses:
         path = route_of(method, url_path)

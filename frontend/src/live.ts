@@ -4,31 +4,28 @@
 
 export type StockStatus = "IN_STOCK" | "LOW_STOCK" | "OUT_OF_STOCK";
 
-/** One warehouse's figures, as GET /inventory/{id} answers them. */
-export interface WarehouseFigures {
-  warehouse_id: string;
+/** The figures GET /inventory/{id} answers, for the product and for each warehouse. */
+interface Figures {
   stock_count: number;
   reserved_count: number;
   available: number;
   threshold_level: number;
   status: StockStatus;
   last_updated: string;
+  sequence?: number; // only grows: the product's, or the warehouse item's
+}
+
+/** One warehouse's figures. */
+export interface WarehouseFigures extends Figures {
+  warehouse_id: string;
   max_per_cart: number;
   version: number;
-  sequence?: number; // this warehouse's item's write counter: only grows
 }
 
 /** A push: exactly GET /inventory/{id}'s body, plus its type. */
-export interface StockPush {
+export interface StockPush extends Figures {
   type: "stock";
   product_id: string;
-  stock_count: number;
-  reserved_count: number;
-  available: number;
-  threshold_level: number;
-  status: StockStatus;
-  last_updated: string;
-  sequence?: number;
   warehouses: WarehouseFigures[];
 }
 

@@ -1,20 +1,12 @@
 // The admin panel: who may use it, restocking, a concurrent change, an expired session.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { api, availability, cognitoCalls, eventually, launch, newProduct, openPage, PHONE, recordRequests, screenshot, stack }
+import { api, availability, cognitoCalls, eventually, launch, newProduct, openPage, PHONE, recordRequests, screenshot, signIn, stack }
   from "./harness.mjs";
 
 let browser;
 before(async () => (browser = await launch()));
 after(async () => browser?.close());
-
-async function signIn(page, role) {
-  await page.getByRole("dialog").waitFor();
-  await page.getByLabel("E-mail").fill(stack.demo_users[role].username);
-  await page.getByLabel("Password").fill(stack.demo_users[role].password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("dialog").waitFor({ state: "hidden" });
-}
 
 const row = (page, product, warehouse = "main") => page.locator(`tr[data-product="${product}"][data-warehouse="${warehouse}"]`);
 

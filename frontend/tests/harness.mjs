@@ -114,3 +114,12 @@ export async function eventually(check, { timeout = 10_000, interval = 200 } = {
     }
   }
 }
+
+/** Signs in through the page's sign-in dialog as a demo user (`admin` or `shopper`). */
+export async function signIn(page, role) {
+  await page.getByRole("dialog").waitFor();
+  await page.getByLabel("E-mail").fill(stack.demo_users[role].username);
+  await page.getByLabel("Password").fill(stack.demo_users[role].password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("dialog").waitFor({ state: "hidden" });
+}

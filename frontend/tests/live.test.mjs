@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
-import { api, availability, blankPage, launch, newProduct, stack } from "./harness.mjs";
+import { api, availability, blankPage, launch, newProduct, signIn, stack } from "./harness.mjs";
 
 // How soon after a change's request has been answered another page must show it.
 const LIVE_WITHIN_MS = 1000;
@@ -70,14 +70,6 @@ async function shownWithin(locator, since, what) {
 
 function requireWebSocketApi() {
   assert.ok(stack.websocket_url, "the stack description has no websocket_url: no live updates to test");
-}
-
-async function signIn(page, role) {
-  await page.getByRole("dialog").waitFor();
-  await page.getByLabel("E-mail").fill(stack.demo_users[role].username);
-  await page.getByLabel("Password").fill(stack.demo_users[role].password);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("dialog").waitFor({ state: "hidden" });
 }
 
 test("two shoppers on one product: each change shows on the other page within a second, and it does not poll", async () => {

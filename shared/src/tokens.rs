@@ -56,11 +56,6 @@ impl TokenVerifier {
     /// The keys are fetched from `jwks_url` now; if that fails, the verifier still starts (a socket
     /// without a token needs no key) and fetches them when a token first asks for one.
     pub async fn new(jwks_url: &str, issuer: &str, client_id: &str) -> Self {
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        validation.validate_aud = false; // access tokens carry client_id instead, checked below
-        validation.leeway = 30;
         let (keys, fetched) = match fetch_keys(jwks_url).await {
             Ok(keys) => (keys, Some(std::time::Instant::now())),
             Err(err) => {
@@ -71,26 +66,30 @@ impl TokenVerifier {
                 (JwkSet { keys: Vec::new() }, None) // the first token fetches them at once
             }
         };
+        Self::with_fetched_keys(keys, fetched, jwks_url, issuer, client_id)
+    }
+
+    /// A verifier with the given keys, which it never fetches again (tests).
+    pub fn with_keys(keys: JwkSet, issuer: &str, client_id: &str) -> Self {
+        Self::with_fetched_keys(keys, Some(std::time::Instant::now()), "", issuer, client_id)
+    }
+
+    fn with_fetched_keys(
+        keys: JwkSet,
+        fetched: Option<std::time::Instant>,
+        jwks_url: &str,
+        issuer: &str,
+        client_id: &str,
+    ) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.validate_aud = false; // access tokens carry client_id instead, checked in verify
+        validation.leeway = 30;
         Self {
             keys: std::sync::RwLock::new(keys),
             jwks_url: jwks_url.to_owned(),
             fetched: tokio::sync::Mutex::new(fetched),
-            validation,
-            client_id: client_id.to_owned(),
-        }
-    }
-
-    /// A verifier with the given keys (tests).
-    pub fn with_keys(keys: JwkSet, issuer: &str, client_id: &str) -> Self {
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        validation.validate_aud = false;
-        validation.leeway = 30;
-        Self {
-            keys: std::sync::RwLock::new(keys),
-            jwks_url: String::new(),
-            fetched: tokio::sync::Mutex::new(Some(std::time::Instant::now())),
             validation,
             client_id: client_id.to_owned(),
         }

@@ -129,13 +129,18 @@ pub fn page_limit(query: &QueryParams) -> Result<usize, InventoryError> {
 /// Maps a handler's outcome to the HTTP response: success as JSON with its status, errors as
 /// `{"error":{"code","message","request_id"}}`. Every response carries `x-request-id`.
 pub fn respond<T: Serialize>(outcome: Result<(u16, T), InventoryError>, request_id: &str) -> Response {
+    respond_with_text(outcome.and_then(|(status, body)| Ok((status, body_text(&body)?))), request_id)
+}
+
+/// A response body as JSON text.
+pub fn body_text<T: Serialize>(body: &T) -> Result<String, InventoryError> {
+    serde_json::to_string(body).map_err(|err| InventoryError::internal(format!("serialising the response: {err}")))
+}
+
+/// [`respond`] for a body already turned into JSON text.
+pub fn respond_with_text(outcome: Result<(u16, String), InventoryError>, request_id: &str) -> Response {
     match outcome {
-        Ok((status, body)) => match serde_json::to_string(&body) {
-            Ok(text) => json_response(status, text, request_id),
-            Err(err) => {
-                error_response(&InventoryError::internal(format!("serialising the response: {err}")), request_id)
-            }
-        },
+        Ok((status, text)) => json_response(status, text, request_id),
         Err(err) => error_response(&err, request_id),
     }
 }

@@ -5,13 +5,14 @@
 use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
-use aws_lambda_events::dynamodb::Event as StreamEvent;
+use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord as StreamRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde::Serialize;
@@ -31,6 +32,14 @@ use crate::store::live::{ApiGatewayPusher, DynamoConnections, EventBridgeFeed};
 use crate::store::ses::SesMailer;
 use crate::store::sns::SnsPublisher;
 use crate::store::subscriptions::DynamoSubscriptions;
+
+/// A future made here, boxed. An async body is compiled where it is polled, so an `async fn` of this
+/// crate awaited by a function's `main` would be compiled again in each of the fourteen binaries, with
+/// everything it awaits (lambda_runtime, hyper, the SDK's request machinery): that was most of the
+/// release build. So the builders and the runtime loops below are plain functions returning a boxed
+/// future, and each `serve_*` is a thin generic shim that boxes its handler and calls one of those
+/// loops; the store traits box their futures the same way (`async_trait`, see `store`).
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// The SDK config every function uses: bounded time per attempt and per operation, so a slow
 /// DynamoDB answer becomes a retry or a 503 within the API's time budget instead of a hung request.
@@ -57,83 +66,107 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
 
 /// The DynamoDB store, built once per cold start from the environment; a missing setting fails
 /// here, at init, with its name.
-pub async fn dynamo_store() -> Result<DynamoStore, Error> {
-    Ok(stores().await?.0)
+#[inline(never)]
+pub fn dynamo_store() -> Boxed<'static, Result<DynamoStore, Error>> {
+    Box::pin(async { Ok(stores().await?.0) })
 }
 
 /// The DynamoDB store and the alerts publisher (`ALERTS_TOPIC_ARN`), sharing one SDK config.
-pub async fn stores_with_publisher() -> Result<(DynamoStore, SnsPublisher), Error> {
-    let topic = crate::config::required("ALERTS_TOPIC_ARN")?;
-    let (store, sdk_config) = stores().await?;
-    Ok((store, SnsPublisher::new(aws_sdk_sns::Client::new(&sdk_config), topic)))
+#[inline(never)]
+pub fn stores_with_publisher() -> Boxed<'static, Result<(DynamoStore, SnsPublisher), Error>> {
+    Box::pin(async {
+        let topic = crate::config::required("ALERTS_TOPIC_ARN")?;
+        let (store, sdk_config) = stores().await?;
+        Ok((store, SnsPublisher::new(aws_sdk_sns::Client::new(&sdk_config), topic)))
+    })
 }
 
 /// The audit trail's store (`HISTORY_TABLE`).
-pub async fn history_store() -> Result<DynamoHistory, Error> {
-    let table = crate::config::required("HISTORY_TABLE")?;
-    Ok(DynamoHistory::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), table))
+#[inline(never)]
+pub fn history_store() -> Boxed<'static, Result<DynamoHistory, Error>> {
+    Box::pin(async {
+        let table = crate::config::required("HISTORY_TABLE")?;
+        Ok(DynamoHistory::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), table))
+    })
 }
 
 /// The daily digest's log, in the requests table (`REQUESTS_TABLE`).
-pub async fn digest_log() -> Result<DynamoDigestLog, Error> {
-    let table = crate::config::required("REQUESTS_TABLE")?;
-    Ok(DynamoDigestLog::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), table))
+#[inline(never)]
+pub fn digest_log() -> Boxed<'static, Result<DynamoDigestLog, Error>> {
+    Box::pin(async {
+        let table = crate::config::required("REQUESTS_TABLE")?;
+        Ok(DynamoDigestLog::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), table))
+    })
 }
 
 /// Back-in-stock sign-ups and e-mails (`SUBSCRIPTIONS_TABLE`, `SHOPPER_EMAIL_FROM`, `PUBLIC_API_URL`,
 /// and the requests table for the carts' sign-up counts). The SES client makes one attempt per mail,
 /// never an SDK retry: a shopper gets each e-mail at most once (see `back_in_stock`).
-pub async fn shopper_mail() -> Result<ShopperMail<DynamoSubscriptions, SesMailer>, Error> {
-    let table = crate::config::required("SUBSCRIPTIONS_TABLE")?;
-    let from = EmailAddress::parse(&crate::config::required("SHOPPER_EMAIL_FROM")?)
-        .map_err(|err| format!("SHOPPER_EMAIL_FROM: {err}"))?;
-    let api_url = crate::config::required("PUBLIC_API_URL")?;
-    let requests_table = Config::from_env()?.requests_table;
-    let sdk_config = aws_sdk_config().await;
-    let ses_config = aws_sdk_sesv2::config::Builder::from(&sdk_config).retry_config(RetryConfig::disabled()).build();
-    Ok(ShopperMail {
-        subscriptions: DynamoSubscriptions::new(aws_sdk_dynamodb::Client::new(&sdk_config), table, requests_table),
-        mailer: SesMailer::new(aws_sdk_sesv2::Client::from_conf(ses_config), from),
-        links: EmailLinks { api_url },
+#[inline(never)]
+pub fn shopper_mail() -> Boxed<'static, Result<ShopperMail<DynamoSubscriptions, SesMailer>, Error>> {
+    Box::pin(async {
+        let table = crate::config::required("SUBSCRIPTIONS_TABLE")?;
+        let from = EmailAddress::parse(&crate::config::required("SHOPPER_EMAIL_FROM")?)
+            .map_err(|err| format!("SHOPPER_EMAIL_FROM: {err}"))?;
+        let api_url = crate::config::required("PUBLIC_API_URL")?;
+        let requests_table = Config::from_env()?.requests_table;
+        let sdk_config = aws_sdk_config().await;
+        let ses_config =
+            aws_sdk_sesv2::config::Builder::from(&sdk_config).retry_config(RetryConfig::disabled()).build();
+        Ok(ShopperMail {
+            subscriptions: DynamoSubscriptions::new(aws_sdk_dynamodb::Client::new(&sdk_config), table, requests_table),
+            mailer: SesMailer::new(aws_sdk_sesv2::Client::from_conf(ses_config), from),
+            links: EmailLinks { api_url },
+        })
     })
 }
 
 /// The live connections table (`CONNECTIONS_TABLE`).
-pub async fn live_connections() -> Result<DynamoConnections, Error> {
-    let table = crate::config::required("CONNECTIONS_TABLE")?;
-    Ok(DynamoConnections::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), table))
+#[inline(never)]
+pub fn live_connections() -> Boxed<'static, Result<DynamoConnections, Error>> {
+    Box::pin(async {
+        let table = crate::config::required("CONNECTIONS_TABLE")?;
+        Ok(DynamoConnections::new(aws_sdk_dynamodb::Client::new(&aws_sdk_config().await), table))
+    })
 }
 
 /// The broadcaster's parts: the stock store, the connections table, the pusher on the live API's
 /// `@connections` endpoint (`LIVE_CONNECTIONS_ENDPOINT`: `https://<api>.execute-api.<region>.amazonaws.com/<stage>`)
 /// and the change feed's bus (`EVENT_BUS_NAME`).
-pub async fn live_broadcaster() -> Result<(DynamoStore, DynamoConnections, ApiGatewayPusher, EventBridgeFeed), Error> {
-    let connections_table = crate::config::required("CONNECTIONS_TABLE")?;
-    let endpoint = crate::config::required("LIVE_CONNECTIONS_ENDPOINT")?;
-    let bus = crate::config::required("EVENT_BUS_NAME")?;
-    let (store, sdk_config) = stores().await?;
-    // One attempt per push: a page that misses one re-fetches when it reconnects, and a retry
-    // would hold the batch behind a slow subscriber.
-    let push_config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk_config)
-        .endpoint_url(endpoint)
-        .retry_config(RetryConfig::disabled())
-        .build();
-    Ok((
-        store,
-        DynamoConnections::new(aws_sdk_dynamodb::Client::new(&sdk_config), connections_table),
-        ApiGatewayPusher::new(aws_sdk_apigatewaymanagement::Client::from_conf(push_config)),
-        EventBridgeFeed::new(aws_sdk_eventbridge::Client::new(&sdk_config), bus),
-    ))
+#[inline(never)]
+pub fn live_broadcaster(
+) -> Boxed<'static, Result<(DynamoStore, DynamoConnections, ApiGatewayPusher, EventBridgeFeed), Error>> {
+    Box::pin(async {
+        let connections_table = crate::config::required("CONNECTIONS_TABLE")?;
+        let endpoint = crate::config::required("LIVE_CONNECTIONS_ENDPOINT")?;
+        let bus = crate::config::required("EVENT_BUS_NAME")?;
+        let (store, sdk_config) = stores().await?;
+        // One attempt per push: a page that misses one re-fetches when it reconnects, and a retry
+        // would hold the batch behind a slow subscriber.
+        let push_config = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk_config)
+            .endpoint_url(endpoint)
+            .retry_config(RetryConfig::disabled())
+            .build();
+        Ok((
+            store,
+            DynamoConnections::new(aws_sdk_dynamodb::Client::new(&sdk_config), connections_table),
+            ApiGatewayPusher::new(aws_sdk_apigatewaymanagement::Client::from_conf(push_config)),
+            EventBridgeFeed::new(aws_sdk_eventbridge::Client::new(&sdk_config), bus),
+        ))
+    })
 }
 
 /// The live socket's token verifier: the user pool's keys (`JWKS_URL`), its issuer
 /// (`TOKEN_ISSUER`) and our app client (`USER_POOL_CLIENT_ID`). Keys that cannot be fetched now
 /// do not stop the function: a shopper's socket needs none.
-pub async fn token_verifier() -> Result<crate::tokens::TokenVerifier, Error> {
-    let jwks_url = crate::config::required("JWKS_URL")?;
-    let issuer = crate::config::required("TOKEN_ISSUER")?;
-    let client_id = crate::config::required("USER_POOL_CLIENT_ID")?;
-    Ok(crate::tokens::TokenVerifier::new(&jwks_url, &issuer, &client_id).await)
+#[inline(never)]
+pub fn token_verifier() -> Boxed<'static, Result<crate::tokens::TokenVerifier, Error>> {
+    Box::pin(async {
+        let jwks_url = crate::config::required("JWKS_URL")?;
+        let issuer = crate::config::required("TOKEN_ISSUER")?;
+        let client_id = crate::config::required("USER_POOL_CLIENT_ID")?;
+        Ok(crate::tokens::TokenVerifier::new(&jwks_url, &issuer, &client_id).await)
+    })
 }
 
 async fn stores() -> Result<(DynamoStore, aws_config::SdkConfig), Error> {
@@ -150,27 +183,43 @@ async fn stores() -> Result<(DynamoStore, aws_config::SdkConfig), Error> {
 pub async fn serve_stream<'a, S, E, R, F, Fut>(state: &'a S, handle_event: F) -> Result<(), Error>
 where
     S: Sync,
-    E: FromStreamRecord,
+    E: FromStreamRecord + 'a,
     R: std::fmt::Debug,
-    F: Fn(&'a S, E) -> Fut,
+    F: Fn(&'a S, E) -> Fut + 'a,
     Fut: Future<Output = Result<R, InventoryError>> + 'a,
 {
-    // Names the consumer on its stream-lag metric; read once per cold start, not per batch.
-    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-    let (function, handle_event) = (function.as_str(), &handle_event);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
-        let mut failures = Vec::new();
-        emit_stream_lag(function, &event.payload);
-        for record in event.payload.records {
-            let handled = match E::from_record(&record) {
-                Ok(Some(domain_event)) => Box::pin(handle_event(state, domain_event)).await.map(Some),
-                Ok(None) => Ok(None),
-                Err(err) => Err(err),
-            };
-            let sequence = record.change.sequence_number;
-            match handled {
-                Ok(outcome) => tracing::debug!(?outcome, sequence, "record handled"),
-                Err(err) => {
+    let handle_record = move |record: &StreamRecord| -> Boxed<'a, Result<(), InventoryError>> {
+        let sequence = record.change.sequence_number.clone();
+        match E::from_record(record) {
+            Ok(Some(domain_event)) => {
+                let handled = handle_event(state, domain_event);
+                Box::pin(async move {
+                    let outcome = handled.await?;
+                    tracing::debug!(?outcome, sequence, "record handled");
+                    Ok(())
+                })
+            }
+            Ok(None) => Box::pin(std::future::ready(Ok(()))),
+            Err(err) => Box::pin(std::future::ready(Err(err))),
+        }
+    };
+    run_stream(&handle_record).await
+}
+
+#[inline(never)]
+fn run_stream<'h, 'a: 'h>(
+    handle_record: &'h (dyn Fn(&StreamRecord) -> Boxed<'a, Result<(), InventoryError>> + 'h),
+) -> Boxed<'h, Result<(), Error>> {
+    Box::pin(async move {
+        // Names the consumer on its stream-lag metric; read once per cold start, not per batch.
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+        let function = function.as_str();
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
+            let mut failures = Vec::new();
+            emit_stream_lag(function, &event.payload);
+            for record in &event.payload.records {
+                if let Err(err) = handle_record(record).await {
+                    let sequence = record.change.sequence_number.clone();
                     tracing::error!(error = %err, detail = ?err, sequence, event_id = record.event_id,
                                     "record failed; reporting it for retry");
                     let mut failure = DynamoDbBatchItemFailure::default();
@@ -179,12 +228,12 @@ where
                     break;
                 }
             }
-        }
-        let mut response = DynamoDbEventResponse::default();
-        response.batch_item_failures = failures;
-        Ok::<_, Error>(response)
-    }))
-    .await
+            let mut response = DynamoDbEventResponse::default();
+            response.batch_item_failures = failures;
+            Ok::<_, Error>(response)
+        }))
+        .await
+    })
 }
 
 fn emit_stream_lag(function: &str, batch: &StreamEvent) {
@@ -210,39 +259,53 @@ pub async fn serve_stock_batches<'a, S, R, F, Fut>(state: &'a S, handle_batch: F
 where
     S: Sync,
     R: std::fmt::Debug,
-    F: Fn(&'a S, Vec<StockItemChanged>) -> Fut,
+    F: Fn(&'a S, Vec<StockItemChanged>) -> Fut + 'a,
     Fut: Future<Output = Result<R, BatchFailure>> + 'a,
 {
-    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-    let (function, handle_batch) = (function.as_str(), &handle_batch);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
-        emit_stream_lag(function, &event.payload);
-        let mut changes = Vec::new();
-        let mut malformed = None;
-        for record in &event.payload.records {
-            match StockItemChanged::from_record(record) {
-                Ok(Some(change)) => changes.push(change),
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::error!(error = %err, sequence = record.change.sequence_number, "record failed; reporting it for retry");
-                    malformed = record.change.sequence_number.clone();
-                    break;
+    let handle_batch = move |changes: Vec<StockItemChanged>| -> Boxed<'a, Result<(), BatchFailure>> {
+        let handled = handle_batch(state, changes);
+        Box::pin(async move {
+            let outcome = handled.await?;
+            tracing::info!(?outcome, "batch handled");
+            Ok(())
+        })
+    };
+    run_stock_batches(&handle_batch).await
+}
+
+#[inline(never)]
+fn run_stock_batches<'h, 'a: 'h>(
+    handle_batch: &'h (dyn Fn(Vec<StockItemChanged>) -> Boxed<'a, Result<(), BatchFailure>> + 'h),
+) -> Boxed<'h, Result<(), Error>> {
+    Box::pin(async move {
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+        let function = function.as_str();
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
+            emit_stream_lag(function, &event.payload);
+            let mut changes = Vec::new();
+            let mut malformed = None;
+            for record in &event.payload.records {
+                match StockItemChanged::from_record(record) {
+                    Ok(Some(change)) => changes.push(change),
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::error!(error = %err, sequence = record.change.sequence_number, "record failed; reporting it for retry");
+                        malformed = record.change.sequence_number.clone();
+                        break;
+                    }
                 }
             }
-        }
-        let response = match Box::pin(handle_batch(state, changes)).await {
-            Ok(outcome) => {
-                tracing::info!(?outcome, "batch handled");
-                malformed.map(batch_failure).unwrap_or_default()
-            }
-            Err(BatchFailure { sequence, error }) => {
-                tracing::error!(error = %error, detail = ?error, sequence, "batch failed; reporting it for retry");
-                batch_failure(sequence)
-            }
-        };
-        Ok::<_, Error>(response)
-    }))
-    .await
+            let response = match handle_batch(changes).await {
+                Ok(()) => malformed.map(batch_failure).unwrap_or_default(),
+                Err(BatchFailure { sequence, error }) => {
+                    tracing::error!(error = %error, detail = ?error, sequence, "batch failed; reporting it for retry");
+                    batch_failure(sequence)
+                }
+            };
+            Ok::<_, Error>(response)
+        }))
+        .await
+    })
 }
 
 /// Runs the live WebSocket API's function: each event to `handler`; a reply goes back on the
@@ -251,41 +314,52 @@ where
 pub async fn serve_websocket<'a, S, F, Fut>(state: &'a S, handler: F) -> Result<(), Error>
 where
     S: Sync,
-    F: Fn(&'a S, SocketEvent) -> Fut,
+    F: Fn(&'a S, SocketEvent) -> Fut + 'a,
     Fut: Future<Output = Result<Option<Reply>, InventoryError>> + 'a,
 {
-    let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SocketEvent>| {
-        let route = event.payload.request_context.route_key.clone();
-        let connection = event.payload.request_context.connection_id.clone();
-        let request_id =
-            event.payload.request_context.request_id.clone().unwrap_or_else(|| event.context.request_id.clone());
-        let started = Instant::now();
-        let outcome = unless_panicked(move || handler(state, event.payload));
-        async move {
-            let (status, reply) = match outcome.await {
-                Ok(reply) => (200, reply),
-                Err(err) => {
-                    if err.status() >= 500 {
-                        tracing::error!(error = %err, detail = ?err, route, "live event failed");
+    let handler = move |event: SocketEvent| -> Boxed<'a, Result<Option<Reply>, InventoryError>> {
+        Box::pin(handler(state, event))
+    };
+    run_websocket(&handler).await
+}
+
+#[inline(never)]
+fn run_websocket<'h, 'a: 'h>(
+    handler: &'h (dyn Fn(SocketEvent) -> Boxed<'a, Result<Option<Reply>, InventoryError>> + 'h),
+) -> Boxed<'h, Result<(), Error>> {
+    Box::pin(async move {
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<SocketEvent>| {
+            let route = event.payload.request_context.route_key.clone();
+            let connection = event.payload.request_context.connection_id.clone();
+            let request_id =
+                event.payload.request_context.request_id.clone().unwrap_or_else(|| event.context.request_id.clone());
+            let started = Instant::now();
+            let outcome = unless_panicked(move || handler(event.payload));
+            async move {
+                let (status, reply) = match outcome.await {
+                    Ok(reply) => (200, reply),
+                    Err(err) => {
+                        if err.status() >= 500 {
+                            tracing::error!(error = %err, detail = ?err, route, "live event failed");
+                        }
+                        let status = if route == "$connect" { err.status() } else { 200 };
+                        (status, Some(Reply::error(&err)))
                     }
-                    let status = if route == "$connect" { err.status() } else { 200 };
-                    (status, Some(Reply::error(&err)))
-                }
-            };
-            tracing::info!(
-                route,
-                connection,
-                status,
-                latency_ms = started.elapsed().as_millis() as u64,
-                api_request_id = request_id,
-                "live event"
-            );
-            let body = reply.map(|r| serde_json::to_string(&r)).transpose()?;
-            Ok::<_, Error>(SocketResponse { status_code: status, body })
-        }
-    }))
-    .await
+                };
+                tracing::info!(
+                    route,
+                    connection,
+                    status,
+                    latency_ms = started.elapsed().as_millis() as u64,
+                    api_request_id = request_id,
+                    "live event"
+                );
+                let body = reply.map(|r| serde_json::to_string(&r)).transpose()?;
+                Ok::<_, Error>(SocketResponse { status_code: status, body })
+            }
+        }))
+        .await
+    })
 }
 
 /// Runs an API Gateway (HTTP API, payload 2.0) function until the runtime stops it. `state` (the
@@ -294,28 +368,75 @@ pub async fn serve_http<'a, S, T, F, Fut>(state: &'a S, handler: F) -> Result<()
 where
     S: Sync,
     T: Serialize,
-    F: Fn(&'a S, Request) -> Fut,
+    F: Fn(&'a S, Request) -> Fut + 'a,
     Fut: Future<Output = Result<(u16, T), InventoryError>> + 'a,
 {
-    let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Request>| {
-        let request_id = api::request_id(&event.payload, &event.context.request_id);
-        let route = event.payload.route_key.clone().unwrap_or_default();
-        let started = Instant::now();
-        let outcome = unless_panicked(move || handler(state, event.payload));
-        async move {
-            let response = api::respond(outcome.await, &request_id);
-            tracing::info!(
-                route,
-                status = response.status_code,
-                latency_ms = started.elapsed().as_millis() as u64,
-                api_request_id = request_id,
-                "request"
-            );
-            Ok::<_, Error>(response)
+    let handler = move |request: Request| -> Boxed<'a, Result<(u16, String), InventoryError>> {
+        let handled = handler(state, request);
+        Box::pin(async move {
+            let (status, body) = handled.await?;
+            Ok((status, api::body_text(&body)?))
+        })
+    };
+    run_http(&handler).await
+}
+
+#[inline(never)]
+fn run_http<'h, 'a: 'h>(
+    handler: &'h (dyn Fn(Request) -> Boxed<'a, Result<(u16, String), InventoryError>> + 'h),
+) -> Boxed<'h, Result<(), Error>> {
+    Box::pin(async move {
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<Request>| {
+            let request_id = api::request_id(&event.payload, &event.context.request_id);
+            let route = event.payload.route_key.clone().unwrap_or_default();
+            let started = Instant::now();
+            let outcome = unless_panicked(move || handler(event.payload));
+            async move {
+                let response = api::respond_with_text(outcome.await, &request_id);
+                tracing::info!(
+                    route,
+                    status = response.status_code,
+                    latency_ms = started.elapsed().as_millis() as u64,
+                    api_request_id = request_id,
+                    "request"
+                );
+                Ok::<_, Error>(response)
+            }
+        }))
+        .await
+    })
+}
+
+/// Runs a function invoked with plain JSON (a schedule, a manual invoke, the live API's
+/// authorizer): the event is parsed as `E` and the handler's answer `R` goes back as JSON. A
+/// handler error fails the invocation (the schedule's retry policy and alarms take it from there).
+pub async fn serve_json<'a, S, E, R, F, Fut>(state: &'a S, handler: F) -> Result<(), Error>
+where
+    S: Sync,
+    E: serde::de::DeserializeOwned,
+    R: Serialize,
+    F: Fn(&'a S, E) -> Fut + 'a,
+    Fut: Future<Output = Result<R, Error>> + 'a,
+{
+    let handler = move |event: serde_json::Value| -> Boxed<'a, Result<serde_json::Value, Error>> {
+        match serde_json::from_value::<E>(event) {
+            Ok(event) => {
+                let handled = handler(state, event);
+                Box::pin(async move { Ok(serde_json::to_value(handled.await?)?) })
+            }
+            Err(err) => Box::pin(std::future::ready(Err(Error::from(format!("unreadable event: {err}"))))),
         }
-    }))
-    .await
+    };
+    run_json(&handler).await
+}
+
+#[inline(never)]
+fn run_json<'h, 'a: 'h>(
+    handler: &'h (dyn Fn(serde_json::Value) -> Boxed<'a, Result<serde_json::Value, Error>> + 'h),
+) -> Boxed<'h, Result<(), Error>> {
+    Box::pin(async move {
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| handler(event.payload))).await
+    })
 }
 
 /// The handler's outcome, with a panic (calling the handler or polling its future) turned into an

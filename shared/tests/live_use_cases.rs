@@ -283,6 +283,7 @@ async fn the_feed_gets_each_change_with_the_hold_transitions_and_alerts_named() 
 /// A stock reader that fails for one product (DynamoDB throttling it, say).
 struct FailingFor<'a>(&'a MemoryStore, &'static str);
 
+#[async_trait::async_trait]
 impl StockReader for FailingFor<'_> {
     async fn stock_levels(
         &self,

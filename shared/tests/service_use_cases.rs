@@ -330,6 +330,7 @@ struct RacingStore {
     race: std::sync::Mutex<Option<ReservationView>>,
 }
 
+#[async_trait::async_trait]
 impl shared::store::StockReader for RacingStore {
     async fn stock_levels(
         &self,
@@ -340,6 +341,7 @@ impl shared::store::StockReader for RacingStore {
     }
 }
 
+#[async_trait::async_trait]
 impl shared::store::HoldStore for RacingStore {
     async fn place_hold(
         &self,

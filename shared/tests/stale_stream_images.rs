@@ -19,6 +19,7 @@ use shared::InventoryError;
 #[derive(Default)]
 struct CountingPublisher(AtomicUsize);
 
+#[async_trait::async_trait]
 impl AlertPublisher for CountingPublisher {
     async fn publish(&self, _alert: &Alert) -> Result<(), InventoryError> {
         self.0.fetch_add(1, Ordering::SeqCst);

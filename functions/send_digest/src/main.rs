@@ -1,6 +1,6 @@
 //! The daily digest of low and out-of-stock items.
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lambda_runtime::Error;
 use send_digest::DigestStores;
 
 #[tokio::main]
@@ -11,8 +11,8 @@ async fn main() -> Result<(), Error> {
     let log = shared::entrypoint::digest_log().await?;
     let stores = &DigestStores { stock, sales, log, publisher };
     // A manual invoke may send `{}`; the scheduled event is ignored too.
-    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async move {
+    shared::entrypoint::serve_json(stores, |stores, _: serde_json::Value| async move {
         Ok::<_, Error>(send_digest::handler(stores).await?)
-    }))
+    })
     .await
 }

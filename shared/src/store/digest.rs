@@ -52,6 +52,7 @@ where
     }
 }
 
+#[async_trait::async_trait]
 impl DigestLog for DynamoDigestLog {
     async fn claim_digest(
         &self,

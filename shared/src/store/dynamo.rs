@@ -368,6 +368,7 @@ fn sweep_shard(id: &ReservationId) -> String {
     format!("ACTIVE#{}", first % SWEEP_SHARDS)
 }
 
+#[async_trait::async_trait]
 impl StockReader for DynamoStore {
     async fn stock_levels(
         &self,
@@ -393,6 +394,7 @@ impl StockReader for DynamoStore {
     }
 }
 
+#[async_trait::async_trait]
 impl HoldStore for DynamoStore {
     async fn place_hold(
         &self,
@@ -542,6 +544,7 @@ impl HoldStore for DynamoStore {
     }
 }
 
+#[async_trait::async_trait]
 impl StockAdmin for DynamoStore {
     async fn update_stock(
         &self,
@@ -676,6 +679,7 @@ impl StockAdmin for DynamoStore {
     }
 }
 
+#[async_trait::async_trait]
 impl ExpiryStore for DynamoStore {
     async fn expire_deleted_hold(
         &self,
@@ -762,6 +766,7 @@ impl ExpiryStore for DynamoStore {
     }
 }
 
+#[async_trait::async_trait]
 impl ReconcileStore for DynamoStore {
     async fn active_units(&self, product: &ProductId, warehouse: &WarehouseId) -> Result<i64, InventoryError> {
         let holds = self
@@ -875,6 +880,7 @@ fn to_attribute<T: serde::Serialize>(value: &T) -> Result<AttributeValue, Invent
     serde_dynamo::to_attribute_value(value).map_err(|err| InventoryError::internal(format!("serialising: {err}")))
 }
 
+#[async_trait::async_trait]
 impl AlertStore for DynamoStore {
     async fn stock_level(
         &self,

@@ -24,6 +24,7 @@ impl DynamoHistory {
     }
 }
 
+#[async_trait::async_trait]
 impl HistoryStore for DynamoHistory {
     async fn record_entry(&self, entry: &HistoryEntry) -> Result<(), InventoryError> {
         let item = serde_dynamo::to_item(entry)
@@ -74,6 +75,7 @@ struct Sale {
     after: Figures,
 }
 
+#[async_trait::async_trait]
 impl SalesHistory for DynamoHistory {
     async fn units_sold_since(
         &self,

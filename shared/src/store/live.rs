@@ -115,6 +115,7 @@ impl DynamoConnections {
 /// Attempts at a change of a connection's topics that another message changed first.
 const TOPIC_ATTEMPTS: u32 = 5;
 
+#[async_trait::async_trait]
 impl LiveConnectionStore for DynamoConnections {
     async fn open_connection(
         &self,
@@ -259,6 +260,7 @@ impl ApiGatewayPusher {
     }
 }
 
+#[async_trait::async_trait]
 impl LivePusher for ApiGatewayPusher {
     async fn push(&self, connection: &ConnectionId, body: &str) -> PushOutcome {
         let sent = self
@@ -303,6 +305,7 @@ impl EventBridgeFeed {
     }
 }
 
+#[async_trait::async_trait]
 impl ChangeFeed for EventBridgeFeed {
     async fn publish(&self, events: &[(usize, FeedEvent)]) -> Result<(), (usize, InventoryError)> {
         for chunk in events.chunks(PUT_EVENTS_BATCH) {

@@ -184,6 +184,7 @@ fn key_of(hold: &Reservation) -> ItemKey {
     (hold.product_id.clone(), hold.warehouse_id.clone())
 }
 
+#[async_trait::async_trait]
 impl StockReader for MemoryStore {
     async fn stock_levels(
         &self,
@@ -200,6 +201,7 @@ impl StockReader for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl HoldStore for MemoryStore {
     async fn place_hold(
         &self,
@@ -282,6 +284,7 @@ impl HoldStore for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl ExpiryStore for MemoryStore {
     async fn expire_deleted_hold(
         &self,
@@ -334,6 +337,7 @@ impl ExpiryStore for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl AlertStore for MemoryStore {
     async fn stock_level(
         &self,
@@ -384,6 +388,7 @@ impl AlertStore for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl StockAdmin for MemoryStore {
     async fn update_stock(
         &self,
@@ -477,6 +482,7 @@ impl StockAdmin for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl ReconcileStore for MemoryStore {
     async fn active_units(&self, product: &ProductId, warehouse: &WarehouseId) -> Result<i64, InventoryError> {
         let tables = self.tables().await;
@@ -537,6 +543,7 @@ impl ReconcileStore for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl HistoryStore for MemoryStore {
     async fn record_entry(&self, entry: &HistoryEntry) -> Result<(), InventoryError> {
         let mut tables = self.tables().await;
@@ -564,6 +571,7 @@ impl HistoryStore for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl SalesHistory for MemoryStore {
     async fn units_sold_since(
         &self,
@@ -587,6 +595,7 @@ impl SalesHistory for MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl DigestLog for MemoryStore {
     async fn claim_digest(
         &self,
@@ -660,6 +669,7 @@ impl MemoryPublisher {
     }
 }
 
+#[async_trait::async_trait]
 impl AlertPublisher for MemoryPublisher {
     async fn publish(&self, alert: &Alert) -> Result<(), InventoryError> {
         tokio::task::yield_now().await;
@@ -679,6 +689,7 @@ impl MemoryPublisher {
     }
 }
 
+#[async_trait::async_trait]
 impl DigestPublisher for MemoryPublisher {
     async fn publish_digest(&self, digest: &Digest) -> Result<(), InventoryError> {
         tokio::task::yield_now().await;

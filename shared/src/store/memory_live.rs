@@ -33,6 +33,7 @@ impl MemoryConnections {
     }
 }
 
+#[async_trait::async_trait]
 impl LiveConnectionStore for MemoryConnections {
     async fn open_connection(
         &self,
@@ -111,6 +112,7 @@ impl RecordingPusher {
     }
 }
 
+#[async_trait::async_trait]
 impl LivePusher for RecordingPusher {
     async fn push(&self, connection: &ConnectionId, body: &str) -> PushOutcome {
         tokio::task::yield_now().await;
@@ -138,6 +140,7 @@ pub struct MemoryFeed {
     pub refusing: Mutex<bool>,
 }
 
+#[async_trait::async_trait]
 impl ChangeFeed for MemoryFeed {
     async fn publish(&self, events: &[(usize, FeedEvent)]) -> Result<(), (usize, InventoryError)> {
         tokio::task::yield_now().await;

@@ -45,6 +45,7 @@ impl MemorySubscriptions {
     }
 }
 
+#[async_trait::async_trait]
 impl SubscriptionStore for MemorySubscriptions {
     async fn count_sign_up(
         &self,
@@ -203,6 +204,7 @@ impl MemoryMailer {
     }
 }
 
+#[async_trait::async_trait]
 impl Mailer for MemoryMailer {
     async fn send(&self, email: &Email) -> Result<(), MailFailure> {
         tokio::task::yield_now().await;

@@ -54,6 +54,7 @@ fn failure<E: ProvideErrorMetadata, R>(err: SdkError<E, R>) -> MailFailure {
     }
 }
 
+#[async_trait::async_trait]
 impl Mailer for SesMailer {
     async fn send(&self, email: &crate::back_in_stock::Email) -> Result<(), MailFailure> {
         let unsubscribe = MessageHeader::builder()

@@ -29,6 +29,7 @@ fn attribute(value: &str) -> MessageAttributeValue {
     MessageAttributeValue::builder().data_type("String").string_value(value).build().expect("data type is set")
 }
 
+#[async_trait::async_trait]
 impl AlertPublisher for SnsPublisher {
     async fn publish(&self, alert: &Alert) -> Result<(), InventoryError> {
         let body = serde_json::to_string(alert).map_err(|err| InventoryError::internal(err.to_string()))?;
@@ -49,6 +50,7 @@ impl AlertPublisher for SnsPublisher {
     }
 }
 
+#[async_trait::async_trait]
 impl DigestPublisher for SnsPublisher {
     /// The digest as plain text (what an e-mail subscriber reads), `kind` = `digest`.
     async fn publish_digest(&self, digest: &Digest) -> Result<(), InventoryError> {

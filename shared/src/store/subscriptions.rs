@@ -64,6 +64,7 @@ where
     }
 }
 
+#[async_trait::async_trait]
 impl SubscriptionStore for DynamoSubscriptions {
     async fn count_sign_up(
         &self,

@@ -54,12 +54,16 @@ chromium:
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
 build:
-	@echo "==> building the functions (release; a cold build takes about 3 minutes on 2 cores)"
+	@echo "==> building the functions (release; a cold build takes about 5 minutes on 2 cores)"
 	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))
 
+# With every target (tests, benchmarks), so in the feature set `make unit` builds the SDK with: the
+# tests' dev-dependencies turn on the SDK's `test-util` helpers, and a build without them would
+# compile the whole SDK a second time (7 minutes of `make test`). The functions' binaries are the
+# same code as `make up`'s, with those helpers linked in and never called (docs/BUILD.md).
 build-all:
-	@echo "==> building the functions and the test and benchmark crates (release)"
-	$(CARGO) build --release --workspace --locked
+	@echo "==> building the functions and the test and benchmark crates (release, the unit tests' features)"
+	$(CARGO) build --release --workspace --all-targets --locked
 
 # The three preparations run side by side: pip and npm mostly wait on the network while cargo
 # uses the cores (a cold make up is that much shorter).

@@ -23,7 +23,7 @@ help:
 	@echo "make test   lint, unit tests, integration and browser tests, benchmark smoke run (own stacks)"
 	@echo "make bench  run the benchmarks and rewrite docs/BENCHMARKS.md (a few minutes)"
 	@echo "make chaos  the chaos workload under each local-AWS fault and all together, checked; rewrites docs/CHAOS.md (a few minutes)"
-	@echo "make aws-build   sam validate --lint + sam build for AWS (arm64; ~10 min from a clean clone), checked against make up's build"
+	@echo "make aws-build   sam validate --lint + sam build for AWS (arm64; ~5 min from a clean clone), checked against make up's build"
 
 $(STAMP): localstack/requirements.txt
 	@echo "==> installing the local AWS and test tools into $(VENV)"
@@ -54,7 +54,7 @@ chromium:
 FUNCTIONS := $(notdir $(wildcard functions/*))
 
 build:
-	@echo "==> building the functions (release; a cold build takes about 5 minutes on 2 cores)"
+	@echo "==> building the functions (release; a cold build takes about 4 minutes on 2 cores)"
 	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS))
 
 # With every target (tests, benchmarks), so in the feature set `make unit` builds the SDK with: the

@@ -1,4 +1,4 @@
-"""`make aws-build`: build what `sam build` ships to AWS and check it is what `make test` tested.
+"""`make aws-build`: build what `sam build` ships to AWS and check it is built as `make up` builds.
 
     python localstack/aws_build.py          # sam validate --lint, sam build (arm64), the checks
     python localstack/aws_build.py cargo …  # internal: the `cargo` that `sam build` runs through
@@ -14,7 +14,8 @@ Makefile's `aws-build` installs them into .local/aws-build). Steps:
 3. each function of template.yaml has .aws-sam/build/<LogicalId>/bootstrap, an executable ELF for
    aarch64 needing at most the glibc of provided.al2023 (2.34);
 4. each recorded `cargo build` has the same settings as the `cargo build` of the Makefile's `build`
-   recipe (what `make up` and `make test` build with): the same profile, no `--config` (profile or
+   recipe (what `make up` builds; `make test` builds with the same profile, its binaries also carrying
+   the tests' dev-dependency features, docs/BUILD.md): the same profile, no `--config` (profile or
    rustflags overrides), no `-Z`, the same features, no profile or rustflags variables added to the
    environment. They may differ only in what is built where: `--target`, `--bin`/`--workspace`/
    `--package`, `--locked`/`--frozen`/`--offline`. Any other difference fails the build.
@@ -122,7 +123,7 @@ def build_settings(argv: list[str]) -> dict:
 
 
 def make_build_command() -> list[str]:
-    """The `cargo build` of the Makefile's `build` recipe: what `make up` and `make test` run."""
+    """The `cargo build` of the Makefile's `build` recipe: what `make up` runs."""
     recipe, in_build = [], False
     for line in (ROOT / "Makefile").read_text().splitlines():
         if re.match(r"^build\s*:", line):

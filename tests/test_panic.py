@@ -2,7 +2,7 @@
 
 The probe (tests/panic_probe) is a function of the test's own, created next to the stack: it runs
 through shared::entrypoint::serve_http as the API functions do and is built by the same
-`cargo build --release --workspace`, so with the release profile `sam build` ships too (Cargo.toml;
+`cargo build --release --workspace --all-targets` (make build-all), so with the release profile `sam build` ships too (Cargo.toml;
 `make aws-build` checks that the two agree). Its handler panics on the path /panic. With
 `panic = "abort"` the process would die instead (the invocation a function error, the next one a
 cold start); with unwinding, serve_http turns the panic into an INTERNAL_ERROR answer.

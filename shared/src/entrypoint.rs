@@ -199,7 +199,10 @@ where
                     Ok(())
                 })
             }
-            Ok(None) => Box::pin(std::future::ready(Ok(()))),
+            Ok(None) => {
+                tracing::debug!(sequence, "record skipped: no domain event");
+                Box::pin(std::future::ready(Ok(())))
+            }
             Err(err) => Box::pin(std::future::ready(Err(err))),
         }
     };
@@ -215,22 +218,16 @@ fn run_stream<'h, 'a: 'h>(
         let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
         let function = function.as_str();
         lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
-            let mut failures = Vec::new();
             emit_stream_lag(function, &event.payload);
             for record in &event.payload.records {
                 if let Err(err) = handle_record(record).await {
                     let sequence = record.change.sequence_number.clone();
                     tracing::error!(error = %err, detail = ?err, sequence, event_id = record.event_id,
                                     "record failed; reporting it for retry");
-                    let mut failure = DynamoDbBatchItemFailure::default();
-                    failure.item_identifier = sequence;
-                    failures.push(failure);
-                    break;
+                    return Ok::<_, Error>(batch_failure(sequence));
                 }
             }
-            let mut response = DynamoDbEventResponse::default();
-            response.batch_item_failures = failures;
-            Ok::<_, Error>(response)
+            Ok(DynamoDbEventResponse::default())
         }))
         .await
     })
@@ -243,9 +240,10 @@ fn emit_stream_lag(function: &str, batch: &StreamEvent) {
     }
 }
 
-fn batch_failure(sequence: String) -> DynamoDbEventResponse {
+/// The answer that has the record `sequence` and every later one delivered again.
+fn batch_failure(sequence: Option<String>) -> DynamoDbEventResponse {
     let mut failure = DynamoDbBatchItemFailure::default();
-    failure.item_identifier = Some(sequence);
+    failure.item_identifier = sequence;
     let mut response = DynamoDbEventResponse::default();
     response.batch_item_failures = vec![failure];
     response
@@ -296,10 +294,10 @@ fn run_stock_batches<'h, 'a: 'h>(
                 }
             }
             let response = match handle_batch(changes).await {
-                Ok(()) => malformed.map(batch_failure).unwrap_or_default(),
+                Ok(()) => malformed.map(|sequence| batch_failure(Some(sequence))).unwrap_or_default(),
                 Err(BatchFailure { sequence, error }) => {
                     tracing::error!(error = %error, detail = ?error, sequence, "batch failed; reporting it for retry");
-                    batch_failure(sequence)
+                    batch_failure(Some(sequence))
                 }
             };
             Ok::<_, Error>(response)
@@ -419,7 +417,8 @@ where
     Fut: Future<Output = Result<R, Error>> + 'a,
 {
     let handler = move |event: serde_json::Value| -> Boxed<'a, Result<serde_json::Value, Error>> {
-        match serde_json::from_value::<E>(event) {
+        // With the path to the offending field, as the runtime's own parsing would name it.
+        match serde_path_to_error::deserialize::<_, E>(event) {
             Ok(event) => {
                 let handled = handler(state, event);
                 Box::pin(async move { Ok(serde_json::to_value(handled.await?)?) })
@@ -443,12 +442,10 @@ fn run_json<'h, 'a: 'h>(
 /// internal error: the caller gets the documented 500 with its request id, the panic is logged as
 /// the request's error, and the process goes on serving. This needs `panic = "unwind"`, the
 /// release profile's setting (Cargo.toml); tests/test_panic.py checks it on the built binary.
-fn unless_panicked<T, Fut>(start: impl FnOnce() -> Fut) -> impl Future<Output = Result<T, InventoryError>>
-where
-    Fut: Future<Output = Result<T, InventoryError>>,
-{
-    // Boxed: the use-case future nests the SDK's and is too deep to lay out inline in `main`.
-    let mut started = catch_unwind(AssertUnwindSafe(|| Box::pin(start())));
+fn unless_panicked<'a, T: 'a>(
+    start: impl FnOnce() -> Boxed<'a, Result<T, InventoryError>>,
+) -> impl Future<Output = Result<T, InventoryError>> + 'a {
+    let mut started = catch_unwind(AssertUnwindSafe(start));
     poll_fn(move |cx| match &mut started {
         Ok(future) => match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(poll) => poll,
@@ -484,9 +481,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_is_an_internal_error() {
-        assert_eq!(detail(unless_panicked(|| panics_in_the_future(1)).await), "handler panicked: in the future 1");
-        let at_once = unless_panicked(|| -> std::future::Ready<Result<(), InventoryError>> { panic!("at once") });
+        assert_eq!(
+            detail(unless_panicked(|| Box::pin(panics_in_the_future(1))).await),
+            "handler panicked: in the future 1"
+        );
+        let at_once = unless_panicked(|| -> Boxed<'static, Result<(), InventoryError>> { panic!("at once") });
         assert_eq!(detail(at_once.await), "handler panicked: at once");
-        assert_eq!(unless_panicked(|| async { Ok::<_, InventoryError>(7) }).await.unwrap(), 7);
+        assert_eq!(unless_panicked(|| Box::pin(async { Ok::<_, InventoryError>(7) })).await.unwrap(), 7);
     }
 }

@@ -7,6 +7,8 @@
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use std::future::Future;
+use std::pin::Pin;
 
 use crate::auth::Caller;
 
@@ -140,17 +142,21 @@ impl TokenVerifier {
     }
 }
 
-/// The user pool's keys (JWKS).
-async fn fetch_keys(jwks_url: &str) -> Result<JwkSet, String> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()
-        .map_err(|err| format!("building an HTTP client: {err}"))?;
-    let response = client.get(jwks_url).send().await.map_err(|err| format!("fetching {jwks_url}: {err}"))?;
-    if !response.status().is_success() {
-        return Err(format!("fetching {jwks_url}: HTTP {}", response.status()));
-    }
-    response.json::<JwkSet>().await.map_err(|err| format!("reading the keys at {jwks_url}: {err}"))
+/// The user pool's keys (JWKS). Boxed here, so reqwest's client is compiled in this crate and not
+/// again in the authorizer's binary (see `entrypoint::Boxed`).
+#[inline(never)]
+fn fetch_keys(jwks_url: &str) -> Pin<Box<dyn Future<Output = Result<JwkSet, String>> + Send + '_>> {
+    Box::pin(async move {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .map_err(|err| format!("building an HTTP client: {err}"))?;
+        let response = client.get(jwks_url).send().await.map_err(|err| format!("fetching {jwks_url}: {err}"))?;
+        if !response.status().is_success() {
+            return Err(format!("fetching {jwks_url}: HTTP {}", response.status()));
+        }
+        response.json::<JwkSet>().await.map_err(|err| format!("reading the keys at {jwks_url}: {err}"))
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! A test-only function (tests/test_panic.py creates it next to the stack; the template never
 //! deploys it). It runs through `shared::entrypoint::serve_http` exactly as the API functions do
-//! and is built by the same `cargo build --release --workspace`, so with the same profile. Its
+//! and is built by the same `cargo build --release --workspace --all-targets`, so with the same profile. Its
 //! handler panics on `/panic`; any other path answers which process served it and how many
 //! requests that process has seen, so the test can tell that a panic left the process serving.
 

@@ -213,21 +213,32 @@ where
 fn run_stream<'h, 'a: 'h>(
     handle_record: &'h (dyn Fn(&StreamRecord) -> Boxed<'a, Result<(), InventoryError>> + 'h),
 ) -> Boxed<'h, Result<(), Error>> {
-    Box::pin(async move {
-        // Names the consumer on its stream-lag metric; read once per cold start, not per batch.
-        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-        let function = function.as_str();
-        lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
-            emit_stream_lag(function, &event.payload);
-            for record in &event.payload.records {
+    run_stream_batches(Box::new(move |batch: StreamEvent| -> Boxed<'h, DynamoDbEventResponse> {
+        Box::pin(async move {
+            for record in &batch.records {
                 if let Err(err) = handle_record(record).await {
                     let sequence = record.change.sequence_number.clone();
                     tracing::error!(error = %err, detail = ?err, sequence, event_id = record.event_id,
                                     "record failed; reporting it for retry");
-                    return Ok::<_, Error>(batch_failure(sequence));
+                    return batch_failure(sequence);
                 }
             }
-            Ok(DynamoDbEventResponse::default())
+            DynamoDbEventResponse::default()
+        })
+    }))
+}
+
+/// The loop of every stream consumer: each batch's lag as a metric, then `handle_batch`'s answer.
+fn run_stream_batches<'h>(
+    handle_batch: Box<dyn Fn(StreamEvent) -> Boxed<'h, DynamoDbEventResponse> + 'h>,
+) -> Boxed<'h, Result<(), Error>> {
+    Box::pin(async move {
+        // Names the consumer on its stream-lag metric; read once per cold start, not per batch.
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+        let (function, handle_batch) = (function.as_str(), &handle_batch);
+        lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
+            emit_stream_lag(function, &event.payload);
+            Ok::<_, Error>(handle_batch(event.payload).await)
         }))
         .await
     })
@@ -275,14 +286,11 @@ where
 fn run_stock_batches<'h, 'a: 'h>(
     handle_batch: &'h (dyn Fn(Vec<StockItemChanged>) -> Boxed<'a, Result<(), BatchFailure>> + 'h),
 ) -> Boxed<'h, Result<(), Error>> {
-    Box::pin(async move {
-        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-        let function = function.as_str();
-        lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| async move {
-            emit_stream_lag(function, &event.payload);
+    run_stream_batches(Box::new(move |batch: StreamEvent| -> Boxed<'h, DynamoDbEventResponse> {
+        Box::pin(async move {
             let mut changes = Vec::new();
             let mut malformed = None;
-            for record in &event.payload.records {
+            for record in &batch.records {
                 match StockItemChanged::from_record(record) {
                     Ok(Some(change)) => changes.push(change),
                     Ok(None) => {}
@@ -293,17 +301,15 @@ fn run_stock_batches<'h, 'a: 'h>(
                     }
                 }
             }
-            let response = match handle_batch(changes).await {
+            match handle_batch(changes).await {
                 Ok(()) => malformed.map(|sequence| batch_failure(Some(sequence))).unwrap_or_default(),
                 Err(BatchFailure { sequence, error }) => {
                     tracing::error!(error = %error, detail = ?error, sequence, "batch failed; reporting it for retry");
                     batch_failure(Some(sequence))
                 }
-            };
-            Ok::<_, Error>(response)
-        }))
-        .await
-    })
+            }
+        })
+    }))
 }
 
 /// Runs the live WebSocket API's function: each event to `handler`; a reply goes back on the

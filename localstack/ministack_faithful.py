@@ -1075,7 +1075,7 @@ def _refusal(operation: str, data: dict, tables: set[str], caller):
     """The answer of a fault that refuses this DynamoDB call before it is applied, or None."""
     write = operation in WRITE_OPERATIONS
     # Which function made the call is looked up only for a fault that asks (it reads /proc).
-    by_function = any(f.kind == "throttle" and f.filters.get("function") for f in NEMESIS.faults)
+    by_function = any(f.kind in ("throttle", "conflict") and f.filters.get("function") for f in NEMESIS.faults)
     found = _function_process(caller) if by_function and caller else None
     function = found[0].func_name if found else None
     firing = NEMESIS.fires("throttle", operation=operation, table=tables, function=function)
@@ -1107,7 +1107,7 @@ def _refusal(operation: str, data: dict, tables: set[str], caller):
             return fault.random.randrange(len(items))
         return CONTENTION.contended(items, caller, window)
 
-    firing = NEMESIS.fires("conflict", when=conflicting_item, table=tables)
+    firing = NEMESIS.fires("conflict", when=conflicting_item, table=tables, function=function)
     if firing:
         return transaction_conflict(len(items), firing[1])
     return None

@@ -9,7 +9,7 @@ dice and counters, and the error bodies AWS sends. The AWS counterpart of each k
 A spec: {"kind", "rate" (0..1), "count" (at most this many firings), filters, "params", "seed"}:
   applied-answer-lost  DynamoDB write applied, then answered 500 InternalServerError  operation, table; answer,
                        or (answer=timeout) answered only after `seconds`               seconds
-  conflict             TransactWriteItems cancelled: TransactionConflict on one item   table; window_ms
+  conflict             TransactWriteItems cancelled: TransactionConflict on one item   table, function; window_ms
   throttle             DynamoDB call refused, not applied: ThrottlingException or      operation, table, function;
                        ProvisionedThroughputExceededException                          error
   hot-key              writes above a partition key's (or item's) write rate refused   table; scale, per
@@ -44,7 +44,7 @@ PARTITION_WRITE_UNITS_PER_SECOND = 1000
 # kind -> (filters it takes, {param: default}); a param whose default is a tuple takes one of those values.
 KINDS: dict[str, tuple[tuple[str, ...], dict]] = {
     "applied-answer-lost": (("service", "operation", "table"), {"answer": ("500", "timeout"), "seconds": 3.0}),
-    "conflict": (("table",), {"window_ms": 0}),
+    "conflict": (("table", "function"), {"window_ms": 0}),
     "throttle": (("operation", "table", "function"), {"error": ("ThrottlingException", "ProvisionedThroughputExceededException")}),
     "hot-key": (("table",), {"scale": 0.01, "per": ("partition", "item")}),
     "kill": (("function", "table", "operation"), {}),

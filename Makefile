@@ -93,9 +93,9 @@ lint: venv
 	$(VENV)/bin/cfn-lint template.yaml
 	$(PY) localstack/ministack_faithful.py --check
 
-# Unit tests in the release profile: the tests' dev-dependency features make their build of the SDK
-# one of its own either way, and the benchmarks' criterion build (bench-smoke) has the same features
-# and reuses it; a dev-profile unit build would be one more build of the SDK.
+# Unit tests in the release profile: `build-all` (the binaries the integration tests deploy) and the
+# benchmarks' criterion build (bench-smoke) have the same features and reuse its build of the SDK; a
+# dev-profile unit build would be one more build of the SDK.
 unit:
 	@echo "==> unit tests (use cases through the in-memory store, domain rules, SDK error mapping)"
 	$(CARGO) test --release --workspace --locked

@@ -5,7 +5,6 @@
 use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord as StreamRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures::future::LocalBoxFuture;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde::Serialize;
 
@@ -39,7 +39,7 @@ use crate::store::subscriptions::DynamoSubscriptions;
 /// release build. So the builders and the runtime loops below are plain functions returning a boxed
 /// future, and each `serve_*` is a thin generic shim that boxes its handler and calls one of those
 /// loops; the store traits box their futures the same way (`async_trait`, see `store`).
-type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+type Boxed<'a, T> = LocalBoxFuture<'a, T>;
 
 /// The SDK config every function uses: bounded time per attempt and per operation, so a slow
 /// DynamoDB answer becomes a retry or a 503 within the API's time budget instead of a hung request.

@@ -4,11 +4,10 @@
 //! (JWKS) by `jsonwebtoken`, with issuer and expiry; then `token_use` and `client_id` (an access
 //! token names its app client there, not in `aud`), as API Gateway's JWT authorizer does.
 
+use futures::future::BoxFuture;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use std::future::Future;
-use std::pin::Pin;
 
 use crate::auth::Caller;
 
@@ -145,7 +144,7 @@ impl TokenVerifier {
 /// The user pool's keys (JWKS). Boxed here, so reqwest's client is compiled in this crate and not
 /// again in the authorizer's binary (see `entrypoint::Boxed`).
 #[inline(never)]
-fn fetch_keys(jwks_url: &str) -> Pin<Box<dyn Future<Output = Result<JwkSet, String>> + Send + '_>> {
+fn fetch_keys(jwks_url: &str) -> BoxFuture<'_, Result<JwkSet, String>> {
     Box::pin(async move {
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(5))

@@ -5,7 +5,7 @@ tests invoke the backstop, which sends what a quiet period held."""
 
 import time
 
-from tests.support import TEST_ALERT_QUIET_SECONDS
+from tests.support import TEST_ALERT_QUIET_SECONDS, wait_for
 
 QUIET = TEST_ALERT_QUIET_SECONDS
 
@@ -93,6 +93,9 @@ def test_with_sns_failing_every_crossing_reaches_the_manager_once_after_it_recov
     stack.arm_chaos("sns-publish", rate=1.0, count=1000, topic=topic, params={"error": "InternalError"})
     try:
         stack.reserve(product, 6, "main")                            # LOW_STOCK claimed, not sent
+        # The claim before the next hold: a consumer that first looks after both sees only OUT_OF_STOCK
+        # (an alert never announces a state the item has already left).
+        wait_for(lambda: "pending_alert" in stack.stock_item(product), timeout=15, what="the LOW_STOCK claim")
         stack.reserve(product, 4, "main")                            # OUT_OF_STOCK, waits behind it
         time.sleep(3)
         assert inbox.for_product(product) == []

@@ -56,8 +56,14 @@ def digest(stack, tokens, inbox):
         "fine": create(stack, tokens, main=(50, 5)),              # 5 sold, still in stock: not listed
     }
     sales = {"out": (1, 2), "fast": (2, 2, 3), "slow": (1,), "fine": (5,)}
+    # "out"'s LOW_STOCK alert goes out before the sale that empties it: a consumer that first looks
+    # after both sees only OUT_OF_STOCK (an alert never announces a state the item has already left).
+    sell(stack, tokens, products["out"], 1)
+    wait_for(lambda: stack.alert_state(products["out"]) == "LOW_STOCK", timeout=15, what="out's LOW_STOCK alert")
+    sell(stack, tokens, products["out"], 2)
     for name, quantities in sales.items():
-        sell(stack, tokens, products[name], *quantities)
+        if name != "out":
+            sell(stack, tokens, products[name], *quantities)
     for name, quantities in sales.items():
         wait_for(lambda: checkouts_recorded(stack, tokens, products[name]) == len(quantities), timeout=20,
                  what=f"the audit trail's checkouts of {name}")

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use crate::domain::{ChangeKind, WarehouseId};
 use crate::error::InventoryError;
 use crate::holds::ReservationId;
-use crate::limits::{DEFAULT_WAREHOUSE, MAX_HOLD_QUANTITY, MAX_JSON_INTEGER, MAX_REASON_LEN, MAX_STOCK};
+use crate::limits::{DEFAULT_WAREHOUSE, MAX_HOLD_QUANTITY, MAX_JSON_INTEGER, MAX_REASON_LEN, MAX_SHARDS, MAX_STOCK};
 
 /// `PUT /inventory/{productId}` carries either a checkout or an admin change; the fields decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,7 @@ struct AdminBody {
     warehouse_id: Option<WarehouseId>,
     reason: Option<String>,
     expected_version: Option<i64>,
+    shards: Option<i64>,
 }
 
 /// A change of on-hand stock: the count on the shelf (set) or a movement (adjust).
@@ -82,23 +83,33 @@ pub struct StockUpdate {
     pub reason: Option<String>,
     /// Compare-and-swap: apply only if the item's version is this one.
     pub expected_version: Option<i64>,
+    /// The shards to split the item's stock over from now on (see `sharding`).
+    pub shards: Option<u32>,
 }
 
 impl StockUpdate {
     /// What the audit record calls this change.
     pub fn kind(&self) -> ChangeKind {
-        match (self.change, self.threshold_level) {
-            (Some(change), _) => change.kind(),
-            (None, Some(_)) => ChangeKind::Threshold,
-            (None, None) => ChangeKind::Limit,
+        match (self.change, self.threshold_level, self.max_per_cart) {
+            (Some(change), _, _) => change.kind(),
+            (None, Some(_), _) => ChangeKind::Threshold,
+            (None, None, Some(_)) => ChangeKind::Limit,
+            (None, None, None) => ChangeKind::Sharding,
         }
     }
 
     /// What a retry with the same Idempotency-Key must repeat exactly.
     pub fn fingerprint(&self) -> String {
         format!(
-            "warehouse={};change={:?};threshold={:?};max_per_cart={:?};reason={:?};expected_version={:?}",
-            self.warehouse_id, self.change, self.threshold_level, self.max_per_cart, self.reason, self.expected_version
+            "warehouse={};change={:?};threshold={:?};max_per_cart={:?};reason={:?};expected_version={:?}{}",
+            self.warehouse_id,
+            self.change,
+            self.threshold_level,
+            self.max_per_cart,
+            self.reason,
+            self.expected_version,
+            // Absent from the fingerprints of requests made before shards existed.
+            self.shards.map(|n| format!(";shards={n}")).unwrap_or_default()
         )
     }
 }
@@ -141,10 +152,17 @@ impl AdminBody {
                 ));
             }
         }
-        if change.is_none() && self.threshold_level.is_none() && self.max_per_cart.is_none() {
+        let shards = match self.shards {
+            Some(n) if !(1..=i64::from(MAX_SHARDS)).contains(&n) => {
+                return Err(InventoryError::invalid("shards", format!("shards must be from 1 to {MAX_SHARDS}")))
+            }
+            Some(n) => u32::try_from(n).ok(),
+            None => None,
+        };
+        if change.is_none() && self.threshold_level.is_none() && self.max_per_cart.is_none() && shards.is_none() {
             return Err(InventoryError::invalid(
                 "body",
-                "nothing to change: give stock_count, adjust_by, threshold_level or max_per_cart (or reservation_id to check out)",
+                "nothing to change: give stock_count, adjust_by, threshold_level, max_per_cart or shards (or reservation_id to check out)",
             ));
         }
         if let Some(version) = self.expected_version {
@@ -175,6 +193,7 @@ impl AdminBody {
             max_per_cart: self.max_per_cart,
             reason,
             expected_version: self.expected_version,
+            shards,
         })
     }
 }
@@ -215,6 +234,9 @@ mod tests {
         assert_eq!(admin(json!({"stock_count": 0})).warehouse_id.as_str(), "default");
         let update = admin(json!({"max_per_cart": 2}));
         assert_eq!((update.max_per_cart, update.kind()), (Some(2), ChangeKind::Limit));
+        let update = admin(json!({"shards": 8}));
+        assert_eq!((update.shards, update.kind()), (Some(8), ChangeKind::Sharding));
+        assert_eq!(admin(json!({"stock_count": 5, "shards": 2})).kind(), ChangeKind::Set);
     }
 
     #[test]
@@ -231,6 +253,9 @@ mod tests {
             json!({"threshold_level": -1}),
             json!({"max_per_cart": 0}),
             json!({"max_per_cart": MAX_HOLD_QUANTITY + 1}),
+            json!({"shards": 0}),
+            json!({"shards": 33}),
+            json!({"shards": 2.5}),
             json!({"stock_count": 1, "expected_version": -1}),
             json!({"stock_count": 1, "expected_version": MAX_JSON_INTEGER + 1}),
             json!({"stock_count": 1, "reason": "x".repeat(MAX_REASON_LEN + 1)}),

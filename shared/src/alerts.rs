@@ -93,7 +93,8 @@ impl Cause {
     pub fn of(level: &StockLevel) -> Self {
         match level.last_change.as_ref().map(|change| change.kind) {
             Some(ChangeKind::Hold | ChangeKind::Released | ChangeKind::Expired | ChangeKind::Committed)
-            | Some(ChangeKind::Limit) => Self::Holds,
+            // Units moved between shards, or the shards changed: the shelf's total did not move.
+            | Some(ChangeKind::Limit | ChangeKind::Rebalanced | ChangeKind::Sharding) => Self::Holds,
             _ => Self::Shelf,
         }
     }
@@ -347,6 +348,9 @@ mod tests {
             reconcile_look: None,
             reconciled_through: None,
             damping: None,
+            sharding: None,
+            shard: None,
+            shard_figures: Vec::new(),
         }
     }
 

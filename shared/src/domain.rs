@@ -113,6 +113,10 @@ pub enum ChangeKind {
     Expired,
     /// The reconciler set the counters from the holds on record.
     Reconciled,
+    /// Admin: the number of shards the item's stock is split over.
+    Sharding,
+    /// The rebalancer moved units between two shards of an item (its total is unchanged).
+    Rebalanced,
     /// A kind this version does not know (written by a newer or older one): the item stays readable.
     #[serde(other)]
     Unknown,
@@ -130,6 +134,8 @@ impl ChangeKind {
             Self::Released => "released",
             Self::Expired => "expired",
             Self::Reconciled => "reconciled",
+            Self::Sharding => "sharding",
+            Self::Rebalanced => "rebalanced",
             Self::Unknown => "unknown",
         }
     }
@@ -151,6 +157,7 @@ pub struct LastChange {
 pub const TTL_ACTOR: &str = "system:ttl";
 pub const BACKSTOP_ACTOR: &str = "system:backstop";
 pub const RECONCILER_ACTOR: &str = "system:reconciler";
+pub const REBALANCER_ACTOR: &str = "system:rebalancer";
 
 /// The reconciler's first look at counters that disagreed with the item's holds, kept on the item
 /// until the second (see `reconcile`).
@@ -171,6 +178,8 @@ pub struct StockLevel {
     pub stock_count: i64,
     pub reserved_count: i64,
     pub available_count: i64,
+    /// On a shard item (k ≥ 1) absent: the item's threshold is on its main item.
+    #[serde(default)]
     pub threshold_level: i64,
     /// Most units of this product one cart may hold at once (admin-set; `None`: the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,6 +214,38 @@ pub struct StockLevel {
     /// What alert damping keeps between changes (see `alerts::decide`); `None` until the first one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damping: Option<AlertDamping>,
+    /// On the main item: how its stock is split over shard items (see `sharding`); `None`: one item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<ShardLayout>,
+    /// Set only on a stock-stream image of a shard item (k ≥ 1): which shard the record is of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
+    /// A sharded item read whole: each shard's own figures (index 0 is the main item), which the
+    /// figures above sum. Empty for an item of one shard, and for a stream image.
+    #[serde(skip)]
+    pub shard_figures: Vec<ShardFigures>,
+}
+
+/// How one product's stock in one warehouse is split over items with distinct partition keys, so a
+/// flash sale is not capped by one partition's write rate (see `sharding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardLayout {
+    /// Holds are taken from shards `0..count` (shard 0 is the main item).
+    pub count: u32,
+    /// Shard items that exist and that reads sum: at least `count` (shards left above a lowered
+    /// count keep the units of their holds until those end, and hand back what comes back).
+    pub span: u32,
+}
+
+/// One shard's counters, as read together with the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShardFigures {
+    pub index: u32,
+    pub stock_count: i64,
+    pub reserved_count: i64,
+    pub available_count: i64,
+    pub version: i64,
+    pub sequence: i64,
 }
 
 /// The alert state's memory between changes: where the counters stand (which may differ from the
@@ -267,6 +308,8 @@ pub struct WarehouseAvailability {
     /// The item's write counter: grows with every change of its figures (the admin panel drops a
     /// push or a list row older than the row it shows).
     pub sequence: i64,
+    /// The shards its stock is split over (1–32; see `sharding`).
+    pub shards: u32,
 }
 
 impl WarehouseAvailability {
@@ -277,6 +320,7 @@ impl WarehouseAvailability {
             max_per_cart: level.max_per_cart(),
             version: level.version,
             sequence: level.sequence,
+            shards: level.shard_count(),
         }
     }
 }
@@ -285,6 +329,22 @@ impl StockLevel {
     /// Most units of this product one cart may hold at once.
     pub fn max_per_cart(&self) -> i64 {
         self.max_per_cart.unwrap_or(crate::limits::DEFAULT_MAX_PER_CART)
+    }
+
+    /// The shards holds are taken from (1: today's single item).
+    pub fn shard_count(&self) -> u32 {
+        self.sharding.map_or(1, |layout| layout.count)
+    }
+
+    /// The shard items reads sum (1: the main item only).
+    pub fn shard_span(&self) -> u32 {
+        self.sharding.map_or(1, |layout| layout.span.max(layout.count))
+    }
+
+    /// Whether this is (a record of) an item split over more than one stock item: its figures here
+    /// are then one shard's, unless read whole (`shard_figures`).
+    pub fn is_sharded(&self) -> bool {
+        self.shard.is_some() || self.shard_span() > 1
     }
 }
 
@@ -361,6 +421,9 @@ mod tests {
             reconcile_look: None,
             reconciled_through: None,
             damping: None,
+            sharding: None,
+            shard: None,
+            shard_figures: Vec::new(),
         }
     }
 
@@ -448,7 +511,8 @@ mod tests {
                 "threshold_level": 5, "status": "LOW_STOCK", "last_updated": "t",
                 "warehouses": [{"warehouse_id": "main", "stock_count": 7, "reserved_count": 2, "available": 5,
                                 "threshold_level": 5, "status": "LOW_STOCK", "last_updated": "t",
-                                "max_per_cart": crate::limits::DEFAULT_MAX_PER_CART, "version": 3, "sequence": 0}],
+                                "max_per_cart": crate::limits::DEFAULT_MAX_PER_CART, "version": 3, "sequence": 0,
+                                "shards": 1}],
                 "sequence": 0
             })
         );

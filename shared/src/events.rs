@@ -33,9 +33,9 @@ pub struct StockItemChanged {
 impl FromStreamRecord for StockItemChanged {
     fn from_record(record: &EventRecord) -> Result<Option<Self>, InventoryError> {
         // Items are never deleted by the service; a hand-made delete is not a stock change.
-        let Some(new) = image(&record.change.new_image, "stock")? else { return Ok(None) };
+        let Some(new) = stock_image(&record.change.new_image)? else { return Ok(None) };
         Ok(Some(Self {
-            old: image(&record.change.old_image, "stock")?,
+            old: stock_image(&record.change.old_image)?,
             new,
             sequence: record.change.sequence_number.clone().unwrap_or_default(),
             recorded_at: record.change.approximate_creation_date_time.timestamp(),
@@ -66,6 +66,21 @@ impl FromStreamRecord for HoldRecordRemoved {
         let Some(hold) = image(&record.change.old_image, "reservation")? else { return Ok(None) };
         Ok(Some(Self { hold, deleted_at: record.change.approximate_creation_date_time.timestamp() }))
     }
+}
+
+/// A stock item's image; a shard item's (`"<product>#<k>"`, see `sharding`) as its product's, with
+/// `shard` saying which.
+fn stock_image(item: &serde_dynamo::Item) -> Result<Option<StockLevel>, InventoryError> {
+    use serde_dynamo::AttributeValue;
+    let shard_of = match item.get("product_id") {
+        Some(AttributeValue::S(id)) => id.split_once('#').map(|(product, shard)| (product.to_owned(), shard.to_owned())),
+        _ => None,
+    };
+    let Some((product, shard)) = shard_of else { return image(item, "stock") };
+    let mut item = item.clone();
+    item.insert("product_id".into(), AttributeValue::S(product));
+    item.insert("shard".into(), AttributeValue::N(shard));
+    image(&item, "stock")
 }
 
 fn image<T: serde::de::DeserializeOwned>(item: &serde_dynamo::Item, what: &str) -> Result<Option<T>, InventoryError> {
@@ -104,6 +119,21 @@ mod tests {
 
     fn by_ttl() -> serde_json::Value {
         serde_json::json!({"type": "Service", "principalId": TTL_PRINCIPAL})
+    }
+
+    #[test]
+    fn a_shard_item_is_read_as_its_product_with_its_shard() {
+        let change = record(serde_json::json!({
+            "eventID": "1", "eventName": "MODIFY", "eventSource": "aws:dynamodb", "awsRegion": "eu-west-1",
+            "dynamodb": {"ApproximateCreationDateTime": 1200.0, "Keys": {}, "SequenceNumber": "7", "SizeBytes": 1,
+                         "StreamViewType": "NEW_AND_OLD_IMAGES",
+                         "NewImage": {"product_id": {"S": "SKU-1#3"}, "warehouse_id": {"S": "main"}, "shard": {"N": "3"},
+                                      "stock_count": {"N": "4"}, "reserved_count": {"N": "1"}, "available_count": {"N": "3"},
+                                      "version": {"N": "0"}, "sequence": {"N": "2"}}}
+        }));
+        let change = StockItemChanged::from_record(&change).unwrap().unwrap();
+        assert_eq!((change.new.product_id.as_str(), change.new.shard, change.new.available_count), ("SKU-1", Some(3), 3));
+        assert!(change.new.is_sharded() && change.old.is_none());
     }
 
     #[test]

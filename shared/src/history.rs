@@ -39,6 +39,11 @@ pub struct HistoryEntry {
     /// `None` when the change created the item.
     pub before: Option<Figures>,
     pub after: Figures,
+    /// For a sharded item: the shard whose figures `before` and `after` are (0: the main item).
+    /// Shards change independently, so a change's entry shows its own shard; the change itself
+    /// (after − before) is exact, and the item's total is what GET shows.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shard: Option<u32>,
     /// When DynamoDB TTL removes the entry (epoch seconds): the retention period.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub expires_at: Option<EpochSeconds>,
@@ -74,6 +79,7 @@ pub fn entry_for_change(
         change,
         before,
         after,
+        shard: new.is_sharded().then(|| new.shard.unwrap_or(0)),
         expires_at: Some(recorded_at + retention_seconds),
     })
 }
@@ -108,6 +114,9 @@ mod tests {
             reconcile_look: None,
             reconciled_through: None,
             damping: None,
+            sharding: None,
+            shard: None,
+            shard_figures: Vec::new(),
         }
     }
 

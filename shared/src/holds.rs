@@ -85,6 +85,11 @@ impl ReservationId {
         Self(Uuid::new_v4())
     }
 
+    /// A number spread evenly over ids (they are random): picks a hold's shard.
+    pub fn spread(&self) -> u128 {
+        self.0.as_u128()
+    }
+
     pub fn parse(raw: &str) -> Result<Self, InventoryError> {
         Uuid::try_parse(raw).map(Self).map_err(|_| {
             InventoryError::invalid("reservation_id", "reservation_id must be a UUID as returned by reserve")
@@ -241,6 +246,28 @@ pub struct Reservation {
     pub ended_at: Option<EpochSeconds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_by: Option<String>,
+    /// Where a hold on a sharded item took its units (shard, units); empty: all from the main item
+    /// (shard 0). Commit, release and expiry return exactly these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allocation: Vec<ShardTake>,
+}
+
+/// Units a hold took from one shard of its item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardTake {
+    pub shard: u32,
+    pub units: i64,
+}
+
+impl Reservation {
+    /// What the hold took from where: its allocation, or all of it from the main item.
+    pub fn takes(&self) -> Vec<ShardTake> {
+        if self.allocation.is_empty() {
+            vec![ShardTake { shard: 0, units: self.quantity.units() }]
+        } else {
+            self.allocation.clone()
+        }
+    }
 }
 
 impl Reservation {
@@ -255,6 +282,7 @@ impl Reservation {
         Self {
             cart: None,
             owner: None,
+            allocation: Vec::new(),
             reservation_id,
             product_id,
             warehouse_id,
@@ -324,8 +352,8 @@ pub struct CounterDelta {
 
 impl CounterDelta {
     /// Placing a hold takes units off sale.
-    pub fn place(quantity: Quantity) -> Self {
-        let q = quantity.units();
+    pub fn place(units: i64) -> Self {
+        let q = units;
         Self { stock: 0, reserved: q, available: -q }
     }
 }
@@ -348,8 +376,8 @@ impl Transition {
         }
     }
 
-    pub fn counters(self, quantity: Quantity) -> CounterDelta {
-        let q = quantity.units();
+    pub fn counters(self, units: i64) -> CounterDelta {
+        let q = units;
         match self {
             Self::Commit => CounterDelta { stock: -q, reserved: -q, available: 0 },
             Self::Release | Self::Expire => CounterDelta { stock: 0, reserved: -q, available: q },
@@ -499,7 +527,7 @@ mod tests {
 
     #[test]
     fn counters_move_as_the_invariants_say() {
-        let q = Quantity::new(3).unwrap();
+        let q = 3;
         assert_eq!(CounterDelta::place(q), CounterDelta { stock: 0, reserved: 3, available: -3 });
         assert_eq!(Transition::Commit.counters(q), CounterDelta { stock: -3, reserved: -3, available: 0 });
         assert_eq!(Transition::Release.counters(q), CounterDelta { stock: 0, reserved: -3, available: 3 });

@@ -4,6 +4,7 @@
 //!   transitions, admin changes — pure rules, no I/O.
 //! - [`requests`]: idempotency records, so a retried write is answered, never applied twice.
 //! - [`reconcile`]: when counters that disagree with their holds are drift to repair.
+//! - [`sharding`]: one item's stock split over several partition keys for flash sales.
 //! - [`history`]: the audit trail's entries, derived from stock-table stream records.
 //! - [`digest`]: the daily digest of low and out-of-stock items, soonest to run out first.
 //! - [`metrics`]: CloudWatch embedded-metric-format lines for the operations dashboard and alarms.
@@ -38,6 +39,7 @@ pub mod pipeline;
 pub mod reconcile;
 pub mod requests;
 pub mod service;
+pub mod sharding;
 pub mod store;
 pub mod telemetry;
 pub mod time;

@@ -17,6 +17,9 @@ pub const MAX_HOLD_QUANTITY: i64 = 1_000;
 /// Most units one product may have in one warehouse, and the largest single adjustment.
 pub const MAX_STOCK: i64 = 1_000_000_000;
 
+/// Most shards one product's stock in one warehouse may be split over (see `sharding`).
+pub const MAX_SHARDS: u32 = 32;
+
 /// Largest integer a JSON number carries exactly in every client (JavaScript's
 /// `Number.MAX_SAFE_INTEGER`): the bound of an admin's `expected_version`, and of whole numbers
 /// written with a fraction (`5.0`). Item versions count writes and stay far below it.

@@ -306,6 +306,10 @@ pub struct FeedEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<Alert>,
     pub recorded_at: EpochSeconds,
+    /// For a sharded item: the shard whose figures (and write counter) these are; the item's
+    /// total is what GET shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
 }
 
 impl FeedEvent {
@@ -328,6 +332,7 @@ impl FeedEvent {
             quantity: None,
             alert: None,
             recorded_at: change.recorded_at,
+            shard: new.is_sharded().then(|| new.shard.unwrap_or(0)),
         };
         let mut events = Vec::new();
         if figures_changed(change) {

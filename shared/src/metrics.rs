@@ -28,6 +28,10 @@ pub enum Metric {
     HistoryEntries,
     /// Items whose counters the reconciler set from their holds: they had drifted.
     CounterRepairs,
+    /// Holds on a sharded item that took units from more than one shard (their own was short).
+    HoldsSpilled,
+    /// Units moved between two shards of an item by the rebalancer.
+    ShardRebalances,
 }
 
 impl Metric {
@@ -44,6 +48,8 @@ impl Metric {
             Self::StreamLagSeconds => "StreamLagSeconds",
             Self::HistoryEntries => "HistoryEntries",
             Self::CounterRepairs => "CounterRepairs",
+            Self::HoldsSpilled => "HoldsSpilled",
+            Self::ShardRebalances => "ShardRebalances",
         }
     }
 

@@ -20,7 +20,7 @@ use crate::metrics::{self, Metric};
 use crate::reconcile::{self, Verdict};
 use crate::store::{
     AlertPublisher, AlertStore, DeletedHoldOutcome, EndOutcome, ExpiryStore, HistoryStore, HoldStore, ReconcileStore,
-    StockAdmin,
+    ShardStore, StockAdmin,
 };
 use crate::time::{rfc3339, EpochSeconds};
 
@@ -33,9 +33,11 @@ pub enum StockRecordOutcome {
     Settled(Vec<AlertType>),
 }
 
-/// Stock stream: a change of the counters or threshold may be a crossing worth an alert.
+/// Stock stream: a change of the counters or threshold may be a crossing worth an alert. A record
+/// of a sharded item holds one shard's figures: the item is read whole and settled from that (with
+/// what the record says changed it), and the rebalancer looks whether a shard runs low.
 pub async fn on_stock_change(
-    store: &impl AlertStore,
+    store: &(impl AlertStore + ShardStore),
     publisher: &impl AlertPublisher,
     policy: AlertPolicy,
     change: &StockItemChanged,
@@ -45,7 +47,25 @@ pub async fn on_stock_change(
     if change.old.as_ref().map(figures) == Some(figures(&change.new)) {
         return Ok(StockRecordOutcome::Ignored);
     }
-    settle_alert(store, publisher, policy, change.new.clone(), now).await.map(StockRecordOutcome::Settled)
+    if !change.new.is_sharded() {
+        return settle_alert(store, publisher, policy, change.new.clone(), now).await.map(StockRecordOutcome::Settled);
+    }
+    let Some(mut whole) = store.stock_level(&change.new.product_id, &change.new.warehouse_id).await? else {
+        return Ok(StockRecordOutcome::Ignored);
+    };
+    whole.last_change = change.new.last_change.clone();
+    rebalance(store, &whole, now).await?;
+    settle_alert(store, publisher, policy, whole, now).await.map(StockRecordOutcome::Settled)
+}
+
+/// The rebalancer: moves units from the richest shard of a sharded item (read whole) to one that
+/// runs low, or off a shard above the count, when `sharding::plan_rebalance` says so. A move that
+/// loses to a hold changes nothing; the next record looks again.
+pub async fn rebalance(store: &impl ShardStore, whole: &StockLevel, now: EpochSeconds) -> Result<bool, InventoryError> {
+    match crate::sharding::plan_rebalance(&crate::sharding::figures_of(whole), whole.shard_count()) {
+        Some(plan) => store.move_units(whole, plan, now).await,
+        None => Ok(false),
+    }
 }
 
 /// Stock stream → the audit trail: one entry per change of an item's figures, with who and why

@@ -69,6 +69,9 @@ mod tests {
             reconcile_look: look,
             reconciled_through: None,
             damping: None,
+            sharding: None,
+            shard: None,
+            shard_figures: Vec::new(),
         }
     }
 

@@ -71,6 +71,7 @@ mod tests {
             max_per_cart: None,
             reason: None,
             expected_version: None,
+            shards: None,
         }
     }
 

@@ -43,6 +43,11 @@ fn hold() -> Reservation {
     hold
 }
 
+/// A reserve first reads the item's shard count (an item of one shard here: the main item).
+fn one_shard() -> aws_smithy_mocks::Rule {
+    mock!(Client::get_item).then_output(|| GetItemOutput::builder().set_item(Some(stock_item(10, 1))).build())
+}
+
 fn cancelled(reasons: Vec<CancellationReason>) -> TransactWriteItemsError {
     TransactWriteItemsError::TransactionCanceledException(
         TransactionCanceledException::builder().set_cancellation_reasons(Some(reasons)).build(),
@@ -82,7 +87,8 @@ async fn a_failed_stock_condition_is_insufficient_stock_with_what_is_available()
             .build();
         cancelled(vec![stock, reason("None")])
     });
-    let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+    let layout = one_shard();
+    let client = mock_client!(aws_sdk_dynamodb, [&layout, &rule]);
     assert_eq!(
         store(client).place_hold(&hold(), 20, None, "shopper").await.unwrap(),
         PlaceOutcome::Insufficient { available: 1 }
@@ -93,7 +99,8 @@ async fn a_failed_stock_condition_is_insufficient_stock_with_what_is_available()
 async fn a_failed_stock_condition_without_an_item_means_no_stock_record() {
     let rule = mock!(Client::transact_write_items)
         .then_error(|| cancelled(vec![reason("ConditionalCheckFailed"), reason("None")]));
-    let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+    let layout = one_shard();
+    let client = mock_client!(aws_sdk_dynamodb, [&layout, &rule]);
     assert_eq!(store(client).place_hold(&hold(), 20, None, "shopper").await.unwrap(), PlaceOutcome::NoStockItem);
 }
 
@@ -109,7 +116,8 @@ async fn an_earlier_request_wins_over_insufficient_stock() {
         let request = CancellationReason::builder().code("ConditionalCheckFailed").set_item(Some(item.clone())).build();
         cancelled(vec![reason("ConditionalCheckFailed"), reason("None"), reason("None"), request])
     });
-    let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+    let layout = one_shard();
+    let client = mock_client!(aws_sdk_dynamodb, [&layout, &rule]);
     let retry = hold();
     let request = RequestRecord::for_hold(&idempotency_key(), &retry, 1_001);
     assert_eq!(
@@ -142,6 +150,7 @@ async fn an_admin_write_whose_answer_was_lost_is_not_applied_again() {
         max_per_cart: None,
         reason: None,
         expected_version: None,
+        shards: None,
     };
     let product = ProductId::parse("SKU-1").unwrap();
     let request = RequestRecord::for_admin(&product, "user:a", None, &update, 1_000);
@@ -175,7 +184,8 @@ async fn transaction_conflicts_are_retried_then_succeed() {
         .times(2)
         .output(|| TransactWriteItemsOutput::builder().build())
         .build();
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&conflict_twice_then_ok]);
+    let layout = one_shard();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&layout, &conflict_twice_then_ok]);
     assert_eq!(store(client).place_hold(&hold(), 20, None, "shopper").await.unwrap(), PlaceOutcome::Placed);
     assert_eq!(conflict_twice_then_ok.num_calls(), 3);
 }
@@ -184,7 +194,8 @@ async fn transaction_conflicts_are_retried_then_succeed() {
 async fn transaction_conflicts_that_persist_become_503() {
     let conflict = mock!(Client::transact_write_items)
         .then_error(|| cancelled(vec![reason("TransactionConflict"), reason("None")]));
-    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&conflict]);
+    let layout = one_shard();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&layout, &conflict]);
     let err = store(client).place_hold(&hold(), 20, None, "shopper").await.unwrap_err();
     assert_eq!(err.status(), 503);
     assert_eq!(conflict.num_calls(), 4);
@@ -202,7 +213,8 @@ async fn a_full_cart_is_told_apart_from_a_cart_at_its_units_limit() {
                 .build();
             cancelled(vec![reason("None"), reason("None"), cart])
         });
-        (mock_client!(aws_sdk_dynamodb, [&rule]), rule)
+        let layout = one_shard();
+        (mock_client!(aws_sdk_dynamodb, [&layout, &rule]), (layout, rule))
     };
     let (client, _rule) = cart_failed(20, 2);
     assert_eq!(store(client).place_hold(&hold(), 20, None, "shopper").await.unwrap(), PlaceOutcome::CartHoldsFull);

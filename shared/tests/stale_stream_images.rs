@@ -45,6 +45,9 @@ fn low(pending: Option<&Alert>) -> StockLevel {
         reconcile_look: None,
         reconciled_through: None,
         damping: None,
+        sharding: None,
+        shard: None,
+        shard_figures: Vec::new(),
     }
 }
 

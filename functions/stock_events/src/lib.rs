@@ -7,13 +7,13 @@ use shared::alerts::AlertPolicy;
 use shared::back_in_stock::{self, ShopperMail};
 use shared::events::StockItemChanged;
 use shared::pipeline::{self, StockRecordOutcome};
-use shared::store::{AlertPublisher, AlertStore, Mailer, StockReader, SubscriptionStore};
+use shared::store::{AlertPublisher, AlertStore, Mailer, ShardStore, StockReader, SubscriptionStore};
 use shared::{time, InventoryError};
 
 /// The handler: one stock change, settled against the item's alert state.
 pub async fn handler(
     (store, publisher, policy, shoppers): &(
-        impl AlertStore + StockReader,
+        impl AlertStore + StockReader + ShardStore,
         impl AlertPublisher,
         AlertPolicy,
         ShopperMail<impl SubscriptionStore, impl Mailer>,

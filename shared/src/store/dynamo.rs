@@ -3,29 +3,30 @@
 //! as it was, ReturnValuesOnConditionCheckFailure = ALL_OLD), never as a half-done change.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
 };
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    AdminOutcome, AlertStore, DeletedHoldOutcome, EndOutcome, ExpiryStore, HoldStore, PlaceOutcome, ReconcileStore,
+    AdminOutcome, AlertStore, ShardStore, DeletedHoldOutcome, EndOutcome, ExpiryStore, HoldStore, PlaceOutcome, ReconcileStore,
     StockAdmin, StockPage, StockReader,
 };
 use crate::admin::{StockChange, StockUpdate};
 use crate::alerts::AlertDecision;
 use crate::config::Config;
 use crate::domain::{
-    ChangeKind, CounterLook, ProductId, StockLevel, StockStatus, WarehouseId, RECONCILER_ACTOR, TTL_ACTOR,
+    ChangeKind, CounterLook, ProductId, ShardFigures, StockLevel, StockStatus, WarehouseId, RECONCILER_ACTOR, TTL_ACTOR,
 };
 use crate::error::InventoryError;
-use crate::holds::{CounterDelta, Quantity, Reservation, ReservationId, ReservationState, Transition};
+use crate::holds::{CounterDelta, Reservation, ReservationId, ReservationState, ShardTake, Transition};
 use crate::limits::{DEFAULT_THRESHOLD, ENDED_HOLD_RETENTION_SECONDS, MAX_HOLDS_PER_CART, MAX_STOCK};
 use crate::requests::{RequestRecord, REQUEST_RETENTION_SECONDS};
 use crate::time::EpochSeconds;
@@ -61,34 +62,54 @@ pub const SWEEP_SHARDS: u8 = 4;
 /// The sparse index the reconciler sums an item's ACTIVE holds from (projects `quantity`).
 pub const ACTIVE_BY_ITEM_INDEX: &str = "active-by-item";
 
-/// What must hold on the stock item for a hold's counters to move.
+/// What must hold on a stock item (or shard) for a hold's counters to move there.
 #[derive(Debug, Clone, Copy)]
 enum CounterGuard {
     /// The item exists (releasing units back).
     ItemExists,
     /// Enough units for sale (placing a hold).
-    AvailableAtLeast(Quantity),
+    AvailableAtLeast(i64),
     /// Enough units on the shelf (checkout; an admin may have counted fewer since the hold).
-    StockAtLeast(Quantity),
+    StockAtLeast(i64),
     /// The item exists and no reconciler repair has counted a hold deleted at this time already.
     NotReconciledSince(EpochSeconds),
 }
+
+/// How long a function instance trusts the shard count it read for an item before reading it again.
+/// A stale count is safe (any shard within the span may be taken from; a short one spills), it only
+/// spreads new holds over the old number of shards meanwhile.
+const LAYOUT_TTL: Duration = Duration::from_secs(2);
+
+/// A sharded reserve reads all shards again and retries when another hold took units between its
+/// read and its write, at most this often; then it answers 503 with Retry-After (contention only).
+const SPILL_ATTEMPTS: usize = 4;
+
+/// Shard counts of items, and when each was read.
+type ShardCounts = Arc<Mutex<HashMap<(ProductId, WarehouseId), (u32, Instant)>>>;
 
 /// The DynamoDB tables of the service.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
     client: Client,
     config: Config,
+    /// Shard counts of items this instance placed holds on, and when each was read.
+    layouts: ShardCounts,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, config: Config) -> Self {
-        Self { client, config }
+        Self { client, config, layouts: Arc::default() }
     }
 
     fn stock_key(product: &ProductId, warehouse: &WarehouseId) -> HashMap<String, AttributeValue> {
+        Self::shard_key(product, warehouse, 0)
+    }
+
+    /// The key of shard `shard` of an item: the main item for 0, else `"<product>#<shard>"`.
+    fn shard_key(product: &ProductId, warehouse: &WarehouseId, shard: u32) -> HashMap<String, AttributeValue> {
+        let product = if shard == 0 { product.to_string() } else { format!("{product}#{shard}") };
         HashMap::from([
-            (attr::PRODUCT_ID.to_owned(), s(product.as_str())),
+            (attr::PRODUCT_ID.to_owned(), s(&product)),
             (attr::WAREHOUSE_ID.to_owned(), s(warehouse.as_str())),
         ])
     }
@@ -116,10 +137,12 @@ impl DynamoStore {
         found.item().map(|item| item_of(item, what)).transpose()
     }
 
-    /// The counters update every hold transition makes on the stock item, under `guard`.
+    /// The counters update every hold transition makes on one shard of the stock item (0: the main
+    /// item), under `guard`.
     fn counters_update(
         &self,
         hold: &Reservation,
+        shard: u32,
         delta: CounterDelta,
         guard: CounterGuard,
         change: AttributeValue,
@@ -140,7 +163,7 @@ impl DynamoStore {
         let version = if delta.stock != 0 { ", version = if_not_exists(version, :zero) + :one" } else { "" };
         let update = Update::builder()
             .table_name(&self.config.stock_table)
-            .set_key(Some(Self::stock_key(&hold.product_id, &hold.warehouse_id)))
+            .set_key(Some(Self::shard_key(&hold.product_id, &hold.warehouse_id, shard)))
             .update_expression(format!(
                 "SET stock_count = stock_count + :stock, reserved_count = reserved_count + :reserved, \
                  available_count = available_count + :available, last_updated = :now, last_change = :change, \
@@ -158,7 +181,7 @@ impl DynamoStore {
             .expression_attribute_values(":change", change)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let update = match (quantity, guard) {
-            (Some(q), _) => update.expression_attribute_values(":quantity", n(q.units())),
+            (Some(q), _) => update.expression_attribute_values(":quantity", n(q)),
             (None, CounterGuard::NotReconciledSince(deleted_at)) => {
                 update.expression_attribute_values(":deleted_at", n(deleted_at))
             }
@@ -213,6 +236,171 @@ pub(super) async fn transact(
         }
     }
     unreachable!("the last attempt returns")
+}
+
+impl DynamoStore {
+    /// The item read whole, strongly consistent: the main item, and for a sharded one every shard
+    /// in one TransactGetItems (serializable with the transactions that move units between shards,
+    /// so the sums are right at any moment).
+    async fn read_whole(&self, product: &ProductId, warehouse: &WarehouseId) -> Result<Option<StockLevel>, InventoryError> {
+        let mut main: Option<StockLevel> =
+            self.get_consistent(&self.config.stock_table, Self::stock_key(product, warehouse), "stock").await?;
+        // Bounded: the span changes only by an admin's write.
+        for _ in 0..3 {
+            let Some(level) = main else { return Ok(None) };
+            let span = level.shard_span();
+            if span <= 1 {
+                return Ok(Some(level));
+            }
+            let keys = (0..span).map(|k| Self::shard_key(product, warehouse, k)).collect();
+            let items = self.transact_get(keys).await?;
+            let Some(Some(read)) = items.first() else { return Ok(None) };
+            let read: StockLevel = item_of(read, "stock")?;
+            if read.shard_span() != span {
+                main = Some(read);
+                continue;
+            }
+            let shards = items.iter().zip(0..span).map(|(item, k)| shard_figures(item.as_ref(), k)).collect();
+            return Ok(Some(crate::sharding::aggregate(read, shards)));
+        }
+        Err(InventoryError::Unavailable { detail: format!("the shards of {product}/{warehouse} kept changing") })
+    }
+
+    /// TransactGetItems, retried while a transaction writing one of the items cancels it.
+    async fn transact_get(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<Vec<Option<HashMap<String, AttributeValue>>>, InventoryError> {
+        use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
+        use aws_sdk_dynamodb::types::{Get, TransactGetItem};
+        let gets: Vec<TransactGetItem> = keys
+            .into_iter()
+            .map(|key| {
+                let get = Get::builder().table_name(&self.config.stock_table).set_key(Some(key));
+                TransactGetItem::builder().get(get.build().expect("table and key are set")).build()
+            })
+            .collect();
+        const ATTEMPTS: u64 = 6;
+        for attempt in 1..=ATTEMPTS {
+            match self.client.transact_get_items().set_transact_items(Some(gets.clone())).send().await {
+                Ok(output) => {
+                    return Ok(output
+                        .responses()
+                        .iter()
+                        .map(|response| response.item().filter(|item| !item.is_empty()).cloned())
+                        .collect())
+                }
+                Err(SdkError::ServiceError(service)) => match service.into_err() {
+                    TransactGetItemsError::TransactionCanceledException(_) if attempt < ATTEMPTS => {
+                        tokio::time::sleep(Duration::from_millis(fastrand::u64(5..=25) * attempt)).await;
+                    }
+                    TransactGetItemsError::TransactionCanceledException(cancelled) => {
+                        return Err(InventoryError::Unavailable {
+                            detail: format!("reading the shards was cancelled: {:?}", cancelled.cancellation_reasons()),
+                        })
+                    }
+                    other => return Err(InventoryError::from_service_error(other)),
+                },
+                Err(err) => return Err(InventoryError::from_sdk(err)),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// The shard count holds of an item spread over, as this instance last read it (at most
+    /// [`LAYOUT_TTL`] ago), else read now.
+    async fn shard_count(&self, product: &ProductId, warehouse: &WarehouseId) -> Result<u32, InventoryError> {
+        let key = (product.clone(), warehouse.clone());
+        let cached = self.layouts.lock().ok().and_then(|layouts| layouts.get(&key).copied());
+        if let Some((count, read_at)) = cached {
+            if read_at.elapsed() < LAYOUT_TTL {
+                return Ok(count);
+            }
+        }
+        let main: Option<StockLevel> =
+            self.get_consistent(&self.config.stock_table, Self::stock_key(product, warehouse), "stock").await?;
+        let count = main.map_or(1, |level| level.shard_count());
+        self.remember_shard_count(product, warehouse, count);
+        Ok(count)
+    }
+
+    fn remember_shard_count(&self, product: &ProductId, warehouse: &WarehouseId, count: u32) {
+        if let Ok(mut layouts) = self.layouts.lock() {
+            layouts.insert((product.clone(), warehouse.clone()), (count, Instant::now()));
+        }
+    }
+
+    /// ConditionChecks that shards 1.. of `level` (read whole) are still at the `sequence` they were
+    /// read at: with the main item's own condition, "nothing changed since the read".
+    fn shards_unchanged(&self, level: &StockLevel) -> Vec<TransactWriteItem> {
+        use aws_sdk_dynamodb::types::ConditionCheck;
+        level
+            .shard_figures
+            .iter()
+            .filter(|shard| shard.index > 0)
+            .map(|shard| {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.config.stock_table)
+                    .set_key(Some(Self::shard_key(&level.product_id, &level.warehouse_id, shard.index)))
+                    .condition_expression("#sequence = :sequence")
+                    .expression_attribute_names("#sequence", "sequence")
+                    .expression_attribute_values(":sequence", n(shard.sequence));
+                TransactWriteItem::builder().condition_check(check.build().expect("table, key and condition are set")).build()
+            })
+            .collect()
+    }
+
+    /// A write of the main item conditional on the item as `level` read it: one UpdateItem for an
+    /// item of one shard, with `check_shards` a transaction with a check of every other shard for a
+    /// sharded one.
+    /// `false`: a condition failed (nothing was written).
+    async fn write_main(&self, update: Update, level: &StockLevel, check_shards: bool) -> Result<bool, InventoryError> {
+        if check_shards && level.shard_figures.len() > 1 {
+            let mut items = vec![TransactWriteItem::builder().update(update).build()];
+            items.extend(self.shards_unchanged(level));
+            return Ok(self.transact(items).await?.is_none());
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(update.table_name())
+            .set_key(Some(update.key().clone()))
+            .update_expression(update.update_expression())
+            .set_condition_expression(update.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(update.expression_attribute_names().cloned())
+            .set_expression_attribute_values(update.expression_attribute_values().cloned())
+            .send()
+            .await;
+        Ok(conditional_update(result)?.is_ok())
+    }
+}
+
+/// The main item's own `sequence` (for a sharded item read whole, `level.sequence` is the sum).
+fn own_sequence(level: &StockLevel) -> i64 {
+    level.shard_figures.first().map_or(level.sequence, |main| main.sequence)
+}
+
+/// One shard's figures from its item (absent: an empty shard).
+fn shard_figures(item: Option<&HashMap<String, AttributeValue>>, index: u32) -> ShardFigures {
+    let figure = |name| item.map_or(0, |item| number(item, name));
+    ShardFigures {
+        index,
+        stock_count: figure(attr::STOCK_COUNT),
+        reserved_count: figure("reserved_count"),
+        available_count: figure(attr::AVAILABLE_COUNT),
+        version: figure("version"),
+        sequence: figure("sequence"),
+    }
+}
+
+/// Whether a main item is split over more than itself (`sharding.span` > 1).
+fn spans_shards(item: &HashMap<String, AttributeValue>) -> bool {
+    item.get("sharding").and_then(|v| v.as_m().ok()).is_some_and(|layout| number(layout, "span") > 1)
+}
+
+/// Whether a scanned or streamed stock item is a shard (k ≥ 1) rather than a main item.
+pub fn is_shard_item(item: &HashMap<String, AttributeValue>) -> bool {
+    item.get(attr::PRODUCT_ID).and_then(|v| v.as_s().ok()).is_some_and(|id| id.contains('#'))
 }
 
 impl DynamoStore {
@@ -376,10 +564,8 @@ impl StockReader for DynamoStore {
         warehouse: Option<&WarehouseId>,
     ) -> Result<Vec<StockLevel>, InventoryError> {
         if let Some(warehouse) = warehouse {
-            // One item: a strongly consistent GetItem (what a conditional write will see).
-            let key = Self::stock_key(product, warehouse);
-            let level = self.get_consistent(&self.config.stock_table, key, "stock").await?;
-            return Ok(level.into_iter().collect());
+            // One item: a strongly consistent read (what a conditional write will see).
+            return Ok(self.read_whole(product, warehouse).await?.into_iter().collect());
         }
         let items = self
             .client
@@ -390,30 +576,65 @@ impl StockReader for DynamoStore {
             // GET must show what a reserve would see: never a stale replica.
             .consistent_read(true);
         let items = all_items(items).await?;
-        serde_dynamo::from_items(items).map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))
+        let mut levels = Vec::with_capacity(items.len());
+        for level in serde_dynamo::from_items::<_, StockLevel>(items)
+            .map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))?
+        {
+            // A sharded warehouse is read again whole: its main item holds one shard's figures.
+            if level.is_sharded() {
+                levels.extend(self.read_whole(product, &level.warehouse_id).await?);
+            } else {
+                levels.push(level);
+            }
+        }
+        Ok(levels)
     }
 }
 
-#[async_trait::async_trait]
-impl HoldStore for DynamoStore {
-    async fn place_hold(
+/// What one attempt to place a hold on given shards came to.
+enum Placement {
+    /// Placed, or answered without a change for a reason other than the shards' units.
+    Done(PlaceOutcome),
+    /// The one shard asked had too few units for sale (`sharded`: the item has other shards).
+    Short { available: i64, sharded: bool },
+    /// The one shard asked does not exist.
+    NoItem,
+    /// One of several shards moved since it was read.
+    Moved,
+}
+
+impl DynamoStore {
+    /// One transaction: the hold's units off each shard in `takes` (each conditional on its own
+    /// units for sale), the hold's record (with `takes` as its allocation if the item is sharded),
+    /// its cart's counts and the request's record.
+    async fn try_place(
         &self,
         hold: &Reservation,
+        takes: &[ShardTake],
+        sharded: bool,
         max_per_cart: i64,
         request: Option<&RequestRecord>,
         actor: &str,
-    ) -> Result<PlaceOutcome, InventoryError> {
+    ) -> Result<Placement, InventoryError> {
         // No read first: the condition is the check. available_count moves in the same expression
         // as reserved_count, so "enough for sale" and "take it" are one atomic step.
-        let take_units = self.counters_update(
-            hold,
-            CounterDelta::place(hold.quantity),
-            CounterGuard::AvailableAtLeast(hold.quantity),
-            change_record(ChangeKind::Hold, actor, None, Some(&hold.reservation_id)),
-            hold.created_at,
-        );
-
-        let mut record: HashMap<String, AttributeValue> = serde_dynamo::to_item(hold)
+        let mut items: Vec<TransactWriteItem> = takes
+            .iter()
+            .map(|take| {
+                let update = self.counters_update(
+                    hold,
+                    take.shard,
+                    CounterDelta::place(take.units),
+                    CounterGuard::AvailableAtLeast(take.units),
+                    change_record(ChangeKind::Hold, actor, None, Some(&hold.reservation_id)),
+                    hold.created_at,
+                );
+                TransactWriteItem::builder().update(update).build()
+            })
+            .collect();
+        let mut placed = hold.clone();
+        placed.allocation = if sharded { takes.to_vec() } else { Vec::new() };
+        let mut record: HashMap<String, AttributeValue> = serde_dynamo::to_item(&placed)
             .map_err(|err| InventoryError::internal(format!("serialising a hold: {err}")))?;
         record.insert(attr::PURGE_AT.to_owned(), n(hold.expires_at));
         record.insert(attr::SWEEP_SHARD.to_owned(), s(&sweep_shard(&hold.reservation_id)));
@@ -426,41 +647,96 @@ impl HoldStore for DynamoStore {
             .condition_expression("attribute_not_exists(reservation_id)")
             .build()
             .expect("table and item are set");
-
         let count_in_cart = self
             .cart_update(hold, CartChange::Add { max_per_cart }, hold.created_at)
             .ok_or_else(|| InventoryError::internal("a new hold without a cart"))?;
-        let mut items = vec![
-            TransactWriteItem::builder().update(take_units).build(),
-            TransactWriteItem::builder().put(create_hold).build(),
-            TransactWriteItem::builder().update(count_in_cart).build(),
-        ];
+        let shards = items.len();
+        items.push(TransactWriteItem::builder().put(create_hold).build());
+        items.push(TransactWriteItem::builder().update(count_in_cart).build());
         if let Some(request) = request {
             items.push(TransactWriteItem::builder().put(self.record_request(request)?).build());
         }
         let Some(reasons) = self.transact(items).await? else {
-            return Ok(PlaceOutcome::Placed);
+            return Ok(Placement::Done(PlaceOutcome::Placed));
         };
+        let failed = |index: usize| reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
         // A recorded request wins over everything else: a retry must see its own hold.
-        if let Some(earlier) = old_item(reasons.get(3)) {
-            return Ok(PlaceOutcome::AlreadyRequested(Box::new(item_of(earlier, "request")?)));
+        if let Some(earlier) = old_item(reasons.get(shards + 2)) {
+            return Ok(Placement::Done(PlaceOutcome::AlreadyRequested(Box::new(item_of(earlier, "request")?))));
         }
-        if reasons.get(2).and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
-            let cart = old_item(reasons.get(2));
+        if failed(shards + 1) {
+            let cart = old_item(reasons.get(shards + 1));
             let holds = cart.map_or(0, |cart| number(cart, "holds"));
-            return Ok(if holds >= MAX_HOLDS_PER_CART {
+            return Ok(Placement::Done(if holds >= MAX_HOLDS_PER_CART {
                 PlaceOutcome::CartHoldsFull
             } else {
                 PlaceOutcome::CartUnitsFull { in_cart: cart.map_or(0, |cart| number(cart, &units_in_cart(hold))) }
-            });
+            }));
         }
-        if reasons.get(1).and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
+        if failed(shards) {
             return Err(InventoryError::internal(format!("reservation id {} collided", hold.reservation_id)));
         }
+        if shards > 1 {
+            return Ok(Placement::Moved);
+        }
         Ok(match old_item(reasons.first()) {
-            Some(stock) => PlaceOutcome::Insufficient { available: number(stock, attr::AVAILABLE_COUNT) },
-            None => PlaceOutcome::NoStockItem,
+            Some(stock) => Placement::Short {
+                available: number(stock, attr::AVAILABLE_COUNT),
+                sharded: is_shard_item(stock) || spans_shards(stock),
+            },
+            None => Placement::NoItem,
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl HoldStore for DynamoStore {
+    async fn place_hold(
+        &self,
+        hold: &Reservation,
+        max_per_cart: i64,
+        request: Option<&RequestRecord>,
+        actor: &str,
+    ) -> Result<PlaceOutcome, InventoryError> {
+        let (product, warehouse) = (&hold.product_id, &hold.warehouse_id);
+        let count = self.shard_count(product, warehouse).await?;
+        // The fast path: one shard, picked from the hold's id, in the same single transaction as an
+        // item of one shard.
+        let first = crate::sharding::shard_for(&hold.reservation_id, count);
+        let takes = vec![ShardTake { shard: first, units: hold.quantity.units() }];
+        match self.try_place(hold, &takes, count > 1, max_per_cart, request, actor).await? {
+            Placement::Done(outcome) => return Ok(outcome),
+            Placement::Short { available, sharded: false } if first == 0 => {
+                return Ok(PlaceOutcome::Insufficient { available })
+            }
+            Placement::NoItem if first == 0 => return Ok(PlaceOutcome::NoStockItem),
+            Placement::Short { .. } | Placement::NoItem | Placement::Moved => {}
+        }
+        // The spill: that shard is short (or gone with a lowered count). Read every shard together;
+        // refuse only if all of them cannot cover the hold, else take from several at once, each
+        // conditional on its own count.
+        for _ in 0..SPILL_ATTEMPTS {
+            let Some(whole) = self.read_whole(product, warehouse).await? else { return Ok(PlaceOutcome::NoStockItem) };
+            self.remember_shard_count(product, warehouse, whole.shard_count());
+            let takes = match crate::sharding::plan_spill(&crate::sharding::figures_of(&whole), first, hold.quantity.units()) {
+                Ok(takes) => takes,
+                Err(available) => return Ok(PlaceOutcome::Insufficient { available }),
+            };
+            let sharded = whole.is_sharded();
+            match self.try_place(hold, &takes, sharded, max_per_cart, request, actor).await? {
+                Placement::Done(outcome) => {
+                    if outcome == PlaceOutcome::Placed && takes.len() > 1 {
+                        tracing::info!(product_id = %product, warehouse_id = %warehouse, reservation_id = %hold.reservation_id,
+                                       ?takes, "hold spilled over shards");
+                        crate::metrics::count(crate::metrics::Metric::HoldsSpilled, &[("product_id", product.as_str())]);
+                    }
+                    return Ok(outcome);
+                }
+                // Another hold took units between the read and the write: read again.
+                Placement::Short { .. } | Placement::Moved | Placement::NoItem => {}
+            }
+        }
+        Err(InventoryError::Unavailable { detail: format!("the shards of {product}/{warehouse} kept changing under the hold") })
     }
 
     async fn reservation(&self, id: &ReservationId) -> Result<Option<Reservation>, InventoryError> {
@@ -476,11 +752,10 @@ impl HoldStore for DynamoStore {
         now: EpochSeconds,
     ) -> Result<EndOutcome, InventoryError> {
         let target = transition.target();
-        let (still_holding, guard) = match transition {
-            // A checkout after expiry is refused even before TTL or the sweeper act, and sells only
-            // units that are on the shelf.
-            Transition::Commit => ("#state = :active AND expires_at > :now", CounterGuard::StockAtLeast(hold.quantity)),
-            Transition::Release | Transition::Expire => ("#state = :active", CounterGuard::ItemExists),
+        let still_holding = match transition {
+            // A checkout after expiry is refused even before TTL or the sweeper act.
+            Transition::Commit => "#state = :active AND expires_at > :now",
+            Transition::Release | Transition::Expire => "#state = :active",
         };
         // A checkout binds the hold to its buyer, unless another user owns it already.
         let (bind_owner, owner_free) = match owner {
@@ -508,17 +783,19 @@ impl HoldStore for DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .expect("table, key and update expression are set");
-        let move_counters = self.counters_update(
-            hold,
-            transition.counters(hold.quantity),
-            guard,
-            change_record(transition.change_kind(), actor, None, Some(&hold.reservation_id)),
-            now,
-        );
-        let mut items = vec![
-            TransactWriteItem::builder().update(leave_active).build(),
-            TransactWriteItem::builder().update(move_counters).build(),
-        ];
+        // Each shard gets back exactly what the hold took there; a checkout sells only units that
+        // are on that shard's shelf.
+        let takes = hold.takes();
+        let mut items = vec![TransactWriteItem::builder().update(leave_active).build()];
+        items.extend(takes.iter().map(|take| {
+            let guard = match transition {
+                Transition::Commit => CounterGuard::StockAtLeast(take.units),
+                Transition::Release | Transition::Expire => CounterGuard::ItemExists,
+            };
+            let change = change_record(transition.change_kind(), actor, None, Some(&hold.reservation_id));
+            let update = self.counters_update(hold, take.shard, transition.counters(take.units), guard, change, now);
+            TransactWriteItem::builder().update(update).build()
+        }));
         if let Some(free_cart) = self.cart_update(hold, CartChange::Remove, now) {
             items.push(TransactWriteItem::builder().update(free_cart).build());
         }
@@ -534,9 +811,15 @@ impl HoldStore for DynamoStore {
             let current = old_item(reasons.first()).map(|item| item_of(item, "reservation")).transpose()?;
             return Ok(EndOutcome::NotActive(current));
         }
-        match old_item(reasons.get(1)) {
-            Some(stock) => Ok(EndOutcome::StockShort { stock_count: number(stock, attr::STOCK_COUNT) }),
-            None => Err(InventoryError::internal(format!(
+        let short = reasons
+            .iter()
+            .skip(1)
+            .take(takes.len())
+            .find(|r| r.code() == Some("ConditionalCheckFailed"))
+            .map(|r| old_item(Some(r)));
+        match short {
+            Some(Some(stock)) => Ok(EndOutcome::StockShort { stock_count: number(stock, attr::STOCK_COUNT) }),
+            _ => Err(InventoryError::internal(format!(
                 "hold {} refers to a missing stock item {}/{}",
                 hold.reservation_id, hold.product_id, hold.warehouse_id
             ))),
@@ -544,9 +827,10 @@ impl HoldStore for DynamoStore {
     }
 }
 
-#[async_trait::async_trait]
-impl StockAdmin for DynamoStore {
-    async fn update_stock(
+impl DynamoStore {
+    /// An admin write to an item of one shard: one conditional update (no read), with the request's
+    /// record.
+    async fn update_single(
         &self,
         product: &ProductId,
         update: &StockUpdate,
@@ -581,20 +865,7 @@ impl StockAdmin for DynamoStore {
             }
             None => "stock_count = if_not_exists(stock_count, :zero), available_count = if_not_exists(available_count, :zero)",
         };
-        let mut threshold = match update.threshold_level {
-            Some(threshold) => {
-                values.insert(":threshold".to_owned(), n(threshold));
-                "threshold_level = :threshold".to_owned()
-            }
-            None => {
-                values.insert(":default_threshold".to_owned(), n(DEFAULT_THRESHOLD));
-                "threshold_level = if_not_exists(threshold_level, :default_threshold)".to_owned()
-            }
-        };
-        if let Some(most) = update.max_per_cart {
-            values.insert(":max_per_cart".to_owned(), n(most));
-            threshold.push_str(", max_per_cart = :max_per_cart");
-        }
+        let meta = meta_assignments(update, &mut values);
         match update.expected_version {
             // Version 0 is "no such item yet": an admin adding an item must not overwrite one.
             Some(0) => conditions.push("attribute_not_exists(product_id)"),
@@ -604,8 +875,10 @@ impl StockAdmin for DynamoStore {
             }
             None => {}
         }
+        // Only an item of one shard: one split over more (since it was read) takes `update_sharded`.
+        conditions.push("(attribute_not_exists(sharding) OR sharding.#span <= :one)");
         let expression = format!(
-            "SET {counters}, reserved_count = if_not_exists(reserved_count, :zero), {threshold}, \
+            "SET {counters}, reserved_count = if_not_exists(reserved_count, :zero), {meta}, \
              version = if_not_exists(version, :zero) + :one, #sequence = if_not_exists(#sequence, :zero) + :one, \
              last_updated = :now, last_change = :change"
         );
@@ -616,6 +889,7 @@ impl StockAdmin for DynamoStore {
             .update_expression(expression)
             .set_condition_expression((!conditions.is_empty()).then(|| conditions.join(" AND ")))
             .expression_attribute_names("#sequence", "sequence")
+            .expression_attribute_names("#span", "span")
             .set_expression_attribute_values(Some(values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
@@ -644,38 +918,264 @@ impl StockAdmin for DynamoStore {
         Ok(AdminOutcome::Refused(refused))
     }
 
+
+    /// An admin write to a sharded item (or one that becomes sharded): all shards read together,
+    /// the new total spread over them (`sharding::plan_admin`), and every shard written or checked
+    /// in one transaction conditional on the `version` each was read at — holds do not change a
+    /// version, so a storm of holds does not stand in its way; a checkout or another admin write
+    /// does, and then it reads again (or, with `expected_version`, is refused as on one item).
+    async fn update_sharded(
+        &self,
+        product: &ProductId,
+        update: &StockUpdate,
+        request: &RequestRecord,
+        actor: &str,
+        now: EpochSeconds,
+    ) -> Result<AdminOutcome, InventoryError> {
+        use aws_sdk_dynamodb::types::ConditionCheck;
+        let warehouse = &update.warehouse_id;
+        for _ in 0..SPILL_ATTEMPTS {
+            let current = self.read_whole(product, warehouse).await?;
+            let version = current.as_ref().map_or(0, |level| level.version);
+            if update.expected_version.is_some_and(|expected| expected != version) {
+                return Ok(AdminOutcome::Refused(current));
+            }
+            let stock = current.as_ref().map_or(0, |level| level.stock_count);
+            let total = match update.change {
+                Some(StockChange::Set(count)) => count,
+                Some(StockChange::Adjust(delta)) if stock + delta < 0 || stock + delta > MAX_STOCK => {
+                    return Ok(AdminOutcome::Refused(current))
+                }
+                Some(StockChange::Adjust(delta)) => stock + delta,
+                None => stock,
+            };
+            let layout = crate::sharding::relayout(
+                current.as_ref().and_then(|level| level.sharding),
+                update.shards.unwrap_or_else(|| current.as_ref().map_or(1, StockLevel::shard_count)),
+            );
+            let figures = current.as_ref().map(crate::sharding::figures_of).unwrap_or_default();
+            let deltas = crate::sharding::plan_admin(&figures, layout, total);
+            let read_span = current.as_ref().map_or(0, StockLevel::shard_span);
+            let mut items = Vec::new();
+            for (k, delta) in (0..layout.span).zip(deltas) {
+                let read = figures.iter().find(|shard| shard.index == k);
+                let version_was = read.map_or(0, |shard| shard.version);
+                let mut values = HashMap::from([
+                    (":zero".to_owned(), n(0)),
+                    (":one".to_owned(), n(1)),
+                    (":delta".to_owned(), n(delta)),
+                    (":now".to_owned(), s(&crate::time::rfc3339(now))),
+                    (":change".to_owned(), change_record(update.kind(), actor, update.reason.as_deref(), None)),
+                ]);
+                let unchanged = if version_was == 0 {
+                    "attribute_exists(product_id) AND (attribute_not_exists(version) OR version = :zero)"
+                } else {
+                    values.insert(":version".to_owned(), n(version_was));
+                    "version = :version"
+                };
+                let key = Self::shard_key(product, warehouse, k);
+                let item = if k == 0 {
+                    let meta = meta_assignments(update, &mut values);
+                    values.insert(":layout".to_owned(), to_attribute(&layout)?);
+                    let condition = if current.is_none() { "attribute_not_exists(product_id)" } else { unchanged };
+                    let main = Update::builder()
+                        .table_name(&self.config.stock_table)
+                        .set_key(Some(key))
+                        .update_expression(format!(
+                            "SET stock_count = if_not_exists(stock_count, :zero) + :delta, \
+                             available_count = if_not_exists(available_count, :zero) + :delta, \
+                             reserved_count = if_not_exists(reserved_count, :zero), {meta}, sharding = :layout, \
+                             version = if_not_exists(version, :zero) + :one, \
+                             #sequence = if_not_exists(#sequence, :zero) + :one, last_updated = :now, last_change = :change"
+                        ))
+                        .condition_expression(condition)
+                        .expression_attribute_names("#sequence", "sequence")
+                        .set_expression_attribute_values(Some(values))
+                        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                    TransactWriteItem::builder().update(main.build().expect("table, key and update expression are set"))
+                } else if k >= read_span {
+                    // A new shard: created with its share.
+                    let shard = Put::builder()
+                        .table_name(&self.config.stock_table)
+                        .set_item(Some(
+                            key.into_iter()
+                                .chain([
+                                    ("shard".to_owned(), n(i64::from(k))),
+                                    (attr::STOCK_COUNT.to_owned(), n(delta)),
+                                    ("reserved_count".to_owned(), n(0)),
+                                    (attr::AVAILABLE_COUNT.to_owned(), n(delta)),
+                                    ("version".to_owned(), n(0)),
+                                    ("sequence".to_owned(), n(1)),
+                                    ("last_updated".to_owned(), s(&crate::time::rfc3339(now))),
+                                    ("last_change".to_owned(), change_record(update.kind(), actor, None, None)),
+                                ])
+                                .collect(),
+                        ))
+                        .condition_expression("attribute_not_exists(product_id)");
+                    TransactWriteItem::builder().put(shard.build().expect("table and item are set"))
+                } else if delta != 0 {
+                    let shard = Update::builder()
+                        .table_name(&self.config.stock_table)
+                        .set_key(Some(key))
+                        .update_expression(
+                            "SET stock_count = stock_count + :delta, available_count = available_count + :delta, \
+                             #sequence = #sequence + :one, last_updated = :now, last_change = :change",
+                        )
+                        .condition_expression(unchanged)
+                        .expression_attribute_names("#sequence", "sequence")
+                        .set_expression_attribute_values(Some(values));
+                    let shard = shard.build().expect("table, key and update expression are set");
+                    // :zero only where the condition uses it (DynamoDB refuses unused values).
+                    TransactWriteItem::builder().update(without_unused_values(shard))
+                } else {
+                    let mut check = ConditionCheck::builder()
+                        .table_name(&self.config.stock_table)
+                        .set_key(Some(key))
+                        .condition_expression(unchanged);
+                    check = if version_was == 0 {
+                        check.expression_attribute_values(":zero", n(0))
+                    } else {
+                        check.expression_attribute_values(":version", n(version_was))
+                    };
+                    TransactWriteItem::builder().condition_check(check.build().expect("table, key and condition are set"))
+                };
+                items.push(item.build());
+            }
+            let shards = items.len();
+            items.push(TransactWriteItem::builder().put(self.record_request(request)?).build());
+            let Some(reasons) = self.transact(items).await? else {
+                let level = self
+                    .read_whole(product, warehouse)
+                    .await?
+                    .ok_or_else(|| InventoryError::internal("stock item gone after a write"))?;
+                self.remember_shard_count(product, warehouse, layout.count);
+                return Ok(AdminOutcome::Updated(level));
+            };
+            if let Some(earlier) = old_item(reasons.get(shards)) {
+                let earlier: RequestRecord = item_of(earlier, "request")?;
+                return Ok(AdminOutcome::Replayed {
+                    same_request: earlier.fingerprint == request.fingerprint,
+                    current: self.read_whole(product, warehouse).await?,
+                });
+            }
+            if update.expected_version.is_some() {
+                return Ok(AdminOutcome::Refused(self.read_whole(product, warehouse).await?));
+            }
+            // A checkout or another admin write moved a shard since the read: read again.
+        }
+        Err(InventoryError::Unavailable { detail: format!("the shards of {product}/{warehouse} kept changing") })
+    }
+}
+
+/// The admin's threshold and most-per-cart assignments (a new item gets the default threshold).
+fn meta_assignments(update: &StockUpdate, values: &mut HashMap<String, AttributeValue>) -> String {
+    let mut meta = match update.threshold_level {
+        Some(threshold) => {
+            values.insert(":threshold".to_owned(), n(threshold));
+            "threshold_level = :threshold".to_owned()
+        }
+        None => {
+            values.insert(":default_threshold".to_owned(), n(DEFAULT_THRESHOLD));
+            "threshold_level = if_not_exists(threshold_level, :default_threshold)".to_owned()
+        }
+    };
+    if let Some(most) = update.max_per_cart {
+        values.insert(":max_per_cart".to_owned(), n(most));
+        meta.push_str(", max_per_cart = :max_per_cart");
+    }
+    meta
+}
+
+/// The update without the values its expressions do not use (DynamoDB refuses those).
+fn without_unused_values(update: Update) -> Update {
+    let used = format!("{} {}", update.update_expression(), update.condition_expression().unwrap_or_default());
+    let values = update.expression_attribute_values().cloned().map(|values| {
+        values.into_iter().filter(|(name, _)| used.contains(name.as_str())).collect::<HashMap<_, _>>()
+    });
+    let mut builder = Update::builder()
+        .table_name(update.table_name())
+        .set_key(Some(update.key().clone()))
+        .update_expression(update.update_expression())
+        .set_condition_expression(update.condition_expression().map(str::to_owned))
+        .set_expression_attribute_names(update.expression_attribute_names().cloned())
+        .set_expression_attribute_values(values);
+    if let Some(returned) = update.return_values_on_condition_check_failure() {
+        builder = builder.return_values_on_condition_check_failure(returned.clone());
+    }
+    builder.build().expect("copied from a built update")
+}
+
+#[async_trait::async_trait]
+impl StockAdmin for DynamoStore {
+    async fn update_stock(
+        &self,
+        product: &ProductId,
+        update: &StockUpdate,
+        request: &RequestRecord,
+        actor: &str,
+        now: EpochSeconds,
+    ) -> Result<AdminOutcome, InventoryError> {
+        let key = Self::stock_key(product, &update.warehouse_id);
+        let current: Option<StockLevel> = self.get_consistent(&self.config.stock_table, key, "stock").await?;
+        if update.shards.is_none() && !current.as_ref().is_some_and(StockLevel::is_sharded) {
+            match self.update_single(product, update, request, actor, now).await? {
+                // Sharded between the read and the write: the write is for the sharded path.
+                AdminOutcome::Refused(Some(level)) if level.is_sharded() => {}
+                outcome => return Ok(outcome),
+            }
+        }
+        self.update_sharded(product, update, request, actor, now).await
+    }
+
     async fn scan_stock(
         &self,
         after: Option<&(ProductId, WarehouseId)>,
         limit: usize,
     ) -> Result<StockPage, InventoryError> {
-        let output = self
-            .client
-            .scan()
-            .table_name(&self.config.stock_table)
-            .set_exclusive_start_key(after.map(|(product, warehouse)| Self::stock_key(product, warehouse)))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(InventoryError::from_sdk)?;
-        // One malformed item must not stop the admin list or the backstop: skip it, loudly.
-        let mut items = Vec::with_capacity(output.items().len());
-        for item in output.items() {
-            match serde_dynamo::from_item::<_, StockLevel>(item.clone()) {
-                Ok(level) => items.push(level),
-                Err(err) => tracing::error!(key = ?(item.get(attr::PRODUCT_ID), item.get(attr::WAREHOUSE_ID)),
-                                            error = %err, "skipping a malformed stock item"),
+        let mut start = after.map(|(product, warehouse)| Self::stock_key(product, warehouse));
+        let mut items = Vec::new();
+        // Shard items are not items of the list: skipped, and a page never ends on one (its key is
+        // no product id), so the scan goes on, one item at a time, to the next main item.
+        let mut want = limit;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.config.stock_table)
+                .set_exclusive_start_key(start.take())
+                .limit(i32::try_from(want).unwrap_or(i32::MAX))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(InventoryError::from_sdk)?;
+            // One malformed item must not stop the admin list or the backstop: skip it, loudly.
+            for item in output.items().iter().filter(|item| !is_shard_item(item)) {
+                match serde_dynamo::from_item::<_, StockLevel>(item.clone()) {
+                    Ok(level) if level.is_sharded() => {
+                        items.extend(self.read_whole(&level.product_id, &level.warehouse_id).await?)
+                    }
+                    Ok(level) => items.push(level),
+                    Err(err) => tracing::error!(key = ?(item.get(attr::PRODUCT_ID), item.get(attr::WAREHOUSE_ID)),
+                                                error = %err, "skipping a malformed stock item"),
+                }
+            }
+            match output.last_evaluated_key() {
+                Some(key) if is_shard_item(key) => {
+                    start = Some(key.clone());
+                    want = 1;
+                }
+                Some(key) => {
+                    let last_key = (
+                        ProductId::parse(key.get(attr::PRODUCT_ID).and_then(|v| v.as_s().ok()).map_or("", String::as_str))?,
+                        WarehouseId::parse(
+                            key.get(attr::WAREHOUSE_ID).and_then(|v| v.as_s().ok()).map_or("", String::as_str),
+                        )?,
+                    );
+                    return Ok(StockPage { items, last_key: Some(last_key) });
+                }
+                None => return Ok(StockPage { items, last_key: None }),
             }
         }
-        let last_key = match output.last_evaluated_key() {
-            Some(key) => Some((
-                ProductId::parse(key.get(attr::PRODUCT_ID).and_then(|v| v.as_s().ok()).map_or("", String::as_str))?,
-                WarehouseId::parse(key.get(attr::WAREHOUSE_ID).and_then(|v| v.as_s().ok()).map_or("", String::as_str))?,
-            )),
-            None => None,
-        };
-        Ok(StockPage { items, last_key })
     }
 }
 
@@ -700,25 +1200,46 @@ impl ExpiryStore for DynamoStore {
             .condition_expression("attribute_not_exists(reservation_id)")
             .build()
             .expect("table and item are set");
-        let release = self.counters_update(
-            hold,
-            Transition::Expire.counters(hold.quantity),
-            CounterGuard::NotReconciledSince(deleted_at),
-            change_record(ChangeKind::Expired, TTL_ACTOR, None, Some(&hold.reservation_id)),
-            now,
-        );
+        // Each shard gets back what the hold took there; the main item's condition (its own update,
+        // or a check when the hold took nothing from it) says no repair counted this deletion yet.
+        let takes = hold.takes();
+        let change = || change_record(ChangeKind::Expired, TTL_ACTOR, None, Some(&hold.reservation_id));
+        let mut items = vec![TransactWriteItem::builder().put(restore.clone()).build()];
+        items.extend(takes.iter().map(|take| {
+            let guard =
+                if take.shard == 0 { CounterGuard::NotReconciledSince(deleted_at) } else { CounterGuard::ItemExists };
+            let update =
+                self.counters_update(hold, take.shard, Transition::Expire.counters(take.units), guard, change(), now);
+            TransactWriteItem::builder().update(update).build()
+        }));
+        let main_index = match takes.iter().position(|take| take.shard == 0) {
+            Some(index) => index + 1,
+            None => {
+                let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+                    .table_name(&self.config.stock_table)
+                    .set_key(Some(Self::stock_key(&hold.product_id, &hold.warehouse_id)))
+                    .condition_expression(
+                        "attribute_exists(product_id) AND \
+                         (attribute_not_exists(reconciled_through) OR reconciled_through < :deleted_at)",
+                    )
+                    .expression_attribute_values(":deleted_at", n(deleted_at))
+                    .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+                items.push(
+                    TransactWriteItem::builder().condition_check(check.build().expect("table, key and condition are set")).build(),
+                );
+                items.len() - 1
+            }
+        };
         let free_cart = self.cart_update(hold, CartChange::Remove, now);
         let cart_item = || free_cart.clone().map(|update| TransactWriteItem::builder().update(update).build());
-        let mut items = vec![
-            TransactWriteItem::builder().put(restore.clone()).build(),
-            TransactWriteItem::builder().update(release).build(),
-        ];
         items.extend(cart_item());
         let Some(reasons) = self.transact(items).await? else { return Ok(DeletedHoldOutcome::Released) };
-        if reasons.first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") {
+        let failed = |index: usize| reasons.get(index).and_then(|r| r.code()) == Some("ConditionalCheckFailed");
+        if failed(0) {
             return Ok(DeletedHoldOutcome::AlreadyReleased);
         }
-        if old_item(reasons.get(1)).is_none() {
+        let shard_gone = (1..=takes.len()).any(|index| failed(index) && old_item(reasons.get(index)).is_none());
+        if shard_gone || old_item(reasons.get(main_index)).is_none() {
             return Err(InventoryError::internal(format!(
                 "expired hold {} refers to a missing stock item {}/{}",
                 hold.reservation_id, hold.product_id, hold.warehouse_id
@@ -781,9 +1302,7 @@ impl ReconcileStore for DynamoStore {
     }
 
     async fn keep_look(&self, level: &StockLevel, look: Option<CounterLook>) -> Result<bool, InventoryError> {
-        let update = self
-            .client
-            .update_item()
+        let update = Update::builder()
             .table_name(&self.config.stock_table)
             .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
             .condition_expression(format!("attribute_exists(product_id) AND {}", unchanged_since(level)))
@@ -795,7 +1314,7 @@ impl ReconcileStore for DynamoStore {
                 .expression_attribute_values(":look", to_attribute(&look)?),
             None => update.update_expression("REMOVE reconcile_look"),
         };
-        Ok(conditional_update(update.send().await)?.is_ok())
+        self.write_main(update.build().expect("table, key and update expression are set"), level, true).await
     }
 
     async fn repair_counters(
@@ -809,54 +1328,113 @@ impl ReconcileStore for DynamoStore {
             "reserved_count was {} (available {}); the ACTIVE holds on record take {active_units}",
             level.reserved_count, level.available_count
         );
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.config.stock_table)
-            .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
-            .update_expression(
-                "SET reserved_count = :active, available_count = stock_count - :active, \
-                 #sequence = if_not_exists(#sequence, :zero) + :one, last_updated = :now, last_change = :change, \
-                 reconciled_through = :look_at REMOVE reconcile_look",
-            )
-            .condition_expression(format!(
-                "{} AND reconcile_look.#at = :look_at AND reconcile_look.active_units = :active \
-                 AND (attribute_not_exists(reconciled_through) OR reconciled_through <= :look_at) \
-                 AND stock_count = :stock AND reserved_count = :reserved AND available_count = :available",
-                unchanged_since(level)
-            ))
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_names("#sequence", "sequence")
-            .expression_attribute_names("#at", "at")
-            .expression_attribute_values(":active", n(active_units))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", s(&crate::time::rfc3339(now)))
-            .expression_attribute_values(
-                ":change",
-                change_record(ChangeKind::Reconciled, RECONCILER_ACTOR, Some(&reason), None),
-            )
-            // Holds deleted by TTL before the first look are not in the sum: their units are
-            // accounted for by this repair, and a late stream record must not return them again.
-            .expression_attribute_values(":look_at", n(look.at))
-            .expression_attribute_values(":stock", n(level.stock_count))
-            .expression_attribute_values(":reserved", n(level.reserved_count))
-            .expression_attribute_values(":available", n(level.available_count))
-            .return_values(ReturnValue::AllNew);
-        let result = with_sequence(result, level).send().await;
-        match conditional_update(result)? {
-            Ok(output) => Ok(Some(item_of(
-                output.attributes().ok_or_else(|| InventoryError::internal("UpdateItem returned no attributes"))?,
-                "stock",
-            )?)),
-            Err(_) => Ok(None),
+        // What the holds on record take from each shard (all from the main item, unsharded).
+        let by_shard = if level.is_sharded() {
+            let by_shard = self.active_units_by_shard(&level.product_id, &level.warehouse_id).await?;
+            if by_shard.values().sum::<i64>() != active_units {
+                return Ok(None); // the index moved since the looks: judged again next run
+            }
+            by_shard
+        } else {
+            HashMap::from([(0, active_units)])
+        };
+        let mut updates = Vec::new();
+        for shard in crate::sharding::figures_of(level) {
+            let active = by_shard.get(&shard.index).copied().unwrap_or(0);
+            let (extra_set, main_condition) = if shard.index == 0 {
+                (
+                    // Holds deleted by TTL before the first look are not in the sum: their units are
+                    // accounted for by this repair, and a late stream record must not return them again.
+                    ", reconciled_through = :look_at REMOVE reconcile_look",
+                    format!(
+                        "{} AND reconcile_look.#at = :look_at AND reconcile_look.active_units = :all_active \
+                         AND (attribute_not_exists(reconciled_through) OR reconciled_through <= :look_at) AND ",
+                        unchanged_since(level)
+                    ),
+                )
+            } else {
+                ("", "#sequence = :shard_sequence AND ".to_owned())
+            };
+            let update = Update::builder()
+                .table_name(&self.config.stock_table)
+                .set_key(Some(Self::shard_key(&level.product_id, &level.warehouse_id, shard.index)))
+                .update_expression(format!(
+                    "SET reserved_count = :active, available_count = stock_count - :active, \
+                     #sequence = if_not_exists(#sequence, :zero) + :one, last_updated = :now, last_change = :change{extra_set}"
+                ))
+                .condition_expression(format!(
+                    "{main_condition}stock_count = :stock AND reserved_count = :reserved AND available_count = :available"
+                ))
+                .expression_attribute_names("#sequence", "sequence")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":active", n(active))
+                .expression_attribute_values(":now", s(&crate::time::rfc3339(now)))
+                .expression_attribute_values(
+                    ":change",
+                    change_record(ChangeKind::Reconciled, RECONCILER_ACTOR, Some(&reason), None),
+                )
+                .expression_attribute_values(":stock", n(shard.stock_count))
+                .expression_attribute_values(":reserved", n(shard.reserved_count))
+                .expression_attribute_values(":available", n(shard.available_count));
+            let update = if shard.index == 0 {
+                with_sequence(update, level)
+                    .expression_attribute_names("#at", "at")
+                    .expression_attribute_values(":look_at", n(look.at))
+                    .expression_attribute_values(":all_active", n(active_units))
+            } else {
+                update.expression_attribute_values(":shard_sequence", n(shard.sequence))
+            };
+            updates.push(update.build().expect("table, key and update expression are set"));
         }
+        let repaired = if updates.len() == 1 {
+            let update = updates.pop().expect("one update");
+            self.write_main(update, level, true).await?
+        } else {
+            let items = updates.into_iter().map(|update| TransactWriteItem::builder().update(update).build()).collect();
+            self.transact(items).await?.is_none()
+        };
+        if !repaired {
+            return Ok(None);
+        }
+        self.read_whole(&level.product_id, &level.warehouse_id).await
     }
 }
 
-/// The condition that the item is still at the `sequence` it was read at; an item written before
-/// `sequence` existed (read as 0) has none.
+impl DynamoStore {
+    /// Units the item's ACTIVE holds take from each of its shards (from their allocations, in the
+    /// `active-by-item` index).
+    async fn active_units_by_shard(
+        &self,
+        product: &ProductId,
+        warehouse: &WarehouseId,
+    ) -> Result<HashMap<u32, i64>, InventoryError> {
+        let holds = self
+            .client
+            .query()
+            .table_name(&self.config.reservations_table)
+            .index_name(ACTIVE_BY_ITEM_INDEX)
+            .key_condition_expression("active_item = :item")
+            .expression_attribute_values(":item", s(&active_item(product, warehouse)));
+        let mut by_shard = HashMap::new();
+        for hold in all_items(holds).await? {
+            let takes: Vec<ShardTake> = match hold.get("allocation") {
+                Some(allocation) => serde_dynamo::from_attribute_value(allocation.clone())
+                    .map_err(|err| InventoryError::internal(format!("malformed hold allocation: {err}")))?,
+                None => vec![ShardTake { shard: 0, units: number(&hold, attr::QUANTITY) }],
+            };
+            for take in takes {
+                *by_shard.entry(take.shard).or_insert(0) += take.units;
+            }
+        }
+        Ok(by_shard)
+    }
+}
+
+/// The condition that the (main) item is still at the `sequence` it was read at; an item written
+/// before `sequence` existed (read as 0) has none.
 fn unchanged_since(level: &StockLevel) -> &'static str {
-    if level.sequence == 0 {
+    if own_sequence(level) == 0 {
         "attribute_not_exists(#sequence)"
     } else {
         "#sequence = :sequence"
@@ -866,13 +1444,12 @@ fn unchanged_since(level: &StockLevel) -> &'static str {
 /// The `:sequence` value `unchanged_since` compares with, where it compares with one (DynamoDB
 /// refuses a value the expressions do not use).
 fn with_sequence(
-    update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
     level: &StockLevel,
-) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
-    if level.sequence == 0 {
-        update
-    } else {
-        update.expression_attribute_values(":sequence", n(level.sequence))
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    match own_sequence(level) {
+        0 => update,
+        sequence => update.expression_attribute_values(":sequence", n(sequence)),
     }
 }
 
@@ -887,7 +1464,7 @@ impl AlertStore for DynamoStore {
         product: &ProductId,
         warehouse: &WarehouseId,
     ) -> Result<Option<StockLevel>, InventoryError> {
-        self.get_consistent(&self.config.stock_table, Self::stock_key(product, warehouse), "stock").await
+        self.read_whole(product, warehouse).await
     }
 
     async fn record_alert_state(
@@ -896,9 +1473,7 @@ impl AlertStore for DynamoStore {
         decision: &AlertDecision,
         pending_alert: Option<&str>,
     ) -> Result<bool, InventoryError> {
-        let mut update = self
-            .client
-            .update_item()
+        let mut update = Update::builder()
             .table_name(&self.config.stock_table)
             .set_key(Some(Self::stock_key(&level.product_id, &level.warehouse_id)))
             .expression_attribute_names("#status", attr::STATUS)
@@ -909,10 +1484,16 @@ impl AlertStore for DynamoStore {
         // has left, even if the alert state came back to what the image shows), from the alert state
         // as read (a racing consumer or backstop decided first), and never over an alert claimed but
         // not yet confirmed: that one goes out first.
-        let mut condition = format!(
-            "attribute_exists(product_id) AND {} AND attribute_not_exists(pending_alert)",
-            unchanged_since(level)
-        );
+        //
+        // A sharded item is read whole just before (a stream record of one shard is not its figures),
+        // and its figures move with every hold on any shard: the alert state's own condition
+        // serialises the claims, and the next record of any shard settles it again.
+        let sharded = level.is_sharded();
+        let mut condition = if sharded {
+            "attribute_exists(product_id) AND attribute_not_exists(pending_alert)".to_owned()
+        } else {
+            format!("attribute_exists(product_id) AND {} AND attribute_not_exists(pending_alert)", unchanged_since(level))
+        };
         update = match level.status {
             Some(recorded) => {
                 condition.push_str(" AND #status = :recorded");
@@ -939,14 +1520,17 @@ impl AlertStore for DynamoStore {
                 update
             }
         };
-        update = with_sequence(update.expression_attribute_names("#sequence", "sequence"), level);
+        if !sharded {
+            update = with_sequence(update.expression_attribute_names("#sequence", "sequence"), level);
+        }
         update = match pending_alert {
             Some(json) => update
                 .update_expression("SET #status = :to, #damping = :damping, pending_alert = :alert")
                 .expression_attribute_values(":alert", s(json)),
             None => update.update_expression("SET #status = :to, #damping = :damping"),
         };
-        Ok(conditional_update(update.condition_expression(condition).send().await)?.is_ok())
+        let update = update.condition_expression(condition).build().expect("table, key and update expression are set");
+        self.write_main(update, level, false).await
     }
 
     async fn finish_alert(&self, level: &StockLevel, pending_alert: &str) -> Result<(), InventoryError> {
@@ -963,5 +1547,56 @@ impl AlertStore for DynamoStore {
         // A failed condition: a racing delivery or the backstop finished it already.
         let _finished_or_already_finished = conditional_update(result)?;
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ShardStore for DynamoStore {
+    async fn move_units(
+        &self,
+        level: &StockLevel,
+        plan: crate::sharding::Rebalance,
+        now: EpochSeconds,
+    ) -> Result<bool, InventoryError> {
+        let reason = format!("{} units from shard {} to shard {}", plan.units, plan.from, plan.to);
+        let change = change_record(ChangeKind::Rebalanced, crate::domain::REBALANCER_ACTOR, Some(&reason), None);
+        // The shelf's version does not move: the item's total is the same, so an admin's view of it
+        // stays current.
+        let step = |shard: u32, units: i64, condition: &str| {
+            Update::builder()
+                .table_name(&self.config.stock_table)
+                .set_key(Some(Self::shard_key(&level.product_id, &level.warehouse_id, shard)))
+                .update_expression(
+                    "SET stock_count = stock_count + :units, available_count = available_count + :units, \
+                     #sequence = if_not_exists(#sequence, :zero) + :one, last_updated = :now, last_change = :change",
+                )
+                .condition_expression(condition)
+                .expression_attribute_names("#sequence", "sequence")
+                .expression_attribute_values(":units", n(units))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", s(&crate::time::rfc3339(now)))
+                .expression_attribute_values(":change", change.clone())
+        };
+        let give = step(plan.from, -plan.units, "available_count >= :taken")
+            .expression_attribute_values(":taken", n(plan.units))
+            .build()
+            .expect("table, key and update expression are set");
+        let take = step(plan.to, plan.units, "attribute_exists(product_id)")
+            .build()
+            .expect("table, key and update expression are set");
+        let moved = self
+            .transact(vec![
+                TransactWriteItem::builder().update(give).build(),
+                TransactWriteItem::builder().update(take).build(),
+            ])
+            .await?
+            .is_none();
+        if moved {
+            tracing::info!(product_id = %level.product_id, warehouse_id = %level.warehouse_id, from = plan.from,
+                           to = plan.to, units = plan.units, "units moved between shards");
+            crate::metrics::count(crate::metrics::Metric::ShardRebalances, &[("product_id", level.product_id.as_str())]);
+        }
+        Ok(moved)
     }
 }

@@ -4,13 +4,14 @@
 //! is kept as a [`StockItemChanged`]; [`MemoryStore::reap_ttl`] deletes lapsed records as TTL
 //! does and returns their [`HoldRecordRemoved`] events), so the use cases are tested end to end
 //! in `cargo test` without AWS. It never replaces the integration tests against the real stack.
+//! A sharded item (see `sharding`) is one counter here, its sum: the split is the DynamoDB adapter's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    AdminOutcome, AlertPublisher, AlertStore, DeletedHoldOutcome, DigestClaim, DigestLog, DigestPublisher, EndOutcome,
+    AdminOutcome, AlertPublisher, ShardStore, AlertStore, DeletedHoldOutcome, DigestClaim, DigestLog, DigestPublisher, EndOutcome,
     ExpiryStore, HistoryStore, HoldStore, PlaceOutcome, ReconcileStore, SalesHistory, StockAdmin, StockPage,
     StockReader,
 };
@@ -226,7 +227,7 @@ impl HoldStore for MemoryStore {
             return Ok(PlaceOutcome::Insufficient { available: level.available_count });
         }
         let placed = change(ChangeKind::Hold, actor, None, Some(&hold.reservation_id));
-        let level = Tables::move_counters(level, CounterDelta::place(hold.quantity), placed, hold.created_at);
+        let level = Tables::move_counters(level, CounterDelta::place(hold.quantity.units()), placed, hold.created_at);
         tables.write_stock(level);
         tables.holds.insert(hold.reservation_id.clone(), HoldRecord { hold: hold.clone(), purge_at: hold.expires_at });
         tables.count_in_cart(hold, 1);
@@ -268,7 +269,7 @@ impl HoldStore for MemoryStore {
             return Ok(EndOutcome::StockShort { stock_count: level.stock_count });
         }
         let ended_change = change(transition.change_kind(), actor, None, Some(&hold.reservation_id));
-        let level = Tables::move_counters(level, transition.counters(hold.quantity), ended_change, now);
+        let level = Tables::move_counters(level, transition.counters(hold.quantity.units()), ended_change, now);
         tables.write_stock(level);
         let mut ended = hold.clone();
         ended.state = transition.target();
@@ -317,7 +318,7 @@ impl ExpiryStore for MemoryStore {
         let expired_change = change(ChangeKind::Expired, TTL_ACTOR, None, Some(&hold.reservation_id));
         tables.write_stock(Tables::move_counters(
             &level,
-            Transition::Expire.counters(hold.quantity),
+            Transition::Expire.counters(hold.quantity.units()),
             expired_change,
             now,
         ));
@@ -434,6 +435,9 @@ impl StockAdmin for MemoryStore {
             reconcile_look: None,
             reconciled_through: None,
             damping: None,
+            sharding: None,
+            shard: None,
+            shard_figures: Vec::new(),
         });
         match update.change {
             Some(StockChange::Set(count)) => {
@@ -451,6 +455,9 @@ impl StockAdmin for MemoryStore {
         }
         if let Some(most) = update.max_per_cart {
             level.max_per_cart = Some(most);
+        }
+        if let Some(count) = update.shards {
+            level.sharding = Some(crate::sharding::relayout(level.sharding, count));
         }
         level.version += 1;
         level.sequence += 1;
@@ -699,5 +706,19 @@ impl DigestPublisher for MemoryPublisher {
         }
         self.digests.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(digest.clone());
         Ok(())
+    }
+}
+
+/// A sharded item is kept here as one counter, its sum (what everything above the store sees): the
+/// split over shards is the DynamoDB adapter's, tested against DynamoDB. Nothing to move.
+#[async_trait::async_trait]
+impl ShardStore for MemoryStore {
+    async fn move_units(
+        &self,
+        _level: &StockLevel,
+        _plan: crate::sharding::Rebalance,
+        _now: EpochSeconds,
+    ) -> Result<bool, InventoryError> {
+        Ok(false)
     }
 }

@@ -167,6 +167,20 @@ pub trait AlertStore {
     async fn finish_alert(&self, level: &StockLevel, pending_alert: &str) -> Result<(), InventoryError>;
 }
 
+/// The rebalancer's write (see `sharding`).
+#[async_trait]
+pub trait ShardStore {
+    /// Moves `plan.units` for sale from shard `plan.from` to shard `plan.to` of the item, in one
+    /// transaction conditional on the giving shard still having them: the total never changes.
+    /// `false`: it no longer has them (nothing moved).
+    async fn move_units(
+        &self,
+        level: &StockLevel,
+        plan: crate::sharding::Rebalance,
+        now: EpochSeconds,
+    ) -> Result<bool, InventoryError>;
+}
+
 /// Where alerts go.
 #[async_trait]
 pub trait AlertPublisher {

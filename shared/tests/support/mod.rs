@@ -62,6 +62,7 @@ pub fn set_stock(warehouse_id: &str, count: i64, threshold: Option<i64>) -> Stoc
         max_per_cart: None,
         reason: None,
         expected_version: None,
+        shards: None,
     }
 }
 

@@ -131,6 +131,54 @@ class Stack:
                 return levels
             time.sleep(0.2)
 
+    def shards(self, product: str, warehouse: str = "main") -> list[dict]:
+        """The item's shard items as stored, shard 0 (the main item) first, read together (a test-only
+        TransactGetItems): [{"shard", "stock", "reserved", "available"}]. One entry for an unsharded item."""
+        main = self.stock_item(product, warehouse)
+        span = int(main.get("sharding", {}).get("M", {}).get("span", {}).get("N", "1"))
+        keys = [{"product_id": {"S": product if k == 0 else f"{product}#{k}"}, "warehouse_id": {"S": warehouse}}
+                for k in range(span)]
+        items = self.dynamodb.transact_get_items(TransactItems=[
+            {"Get": {"TableName": self.description["stock_table"], "Key": key}} for key in keys])["Responses"]
+        return [{"shard": k, "stock": int(item["Item"]["stock_count"]["N"]),
+                 "reserved": int(item["Item"]["reserved_count"]["N"]),
+                 "available": int(item["Item"]["available_count"]["N"])} for k, item in enumerate(items)]
+
+    def allocations(self, product: str, warehouse: str = "main") -> list[dict]:
+        """Every hold of the item with what it took from which shard: [{..., "takes": {shard: units}}]."""
+        pages = self.dynamodb.get_paginator("scan").paginate(
+            TableName=self.description["reservations_table"], ConsistentRead=True,
+            FilterExpression="product_id = :p AND warehouse_id = :w",
+            ExpressionAttributeValues={":p": {"S": product}, ":w": {"S": warehouse}})
+        holds = []
+        for item in (item for page in pages for item in page["Items"]):
+            taken = item.get("allocation", {}).get("L")
+            takes = ({int(t["M"]["shard"]["N"]): int(t["M"]["units"]["N"]) for t in taken} if taken
+                     else {0: int(item["quantity"]["N"])})
+            holds.append({"reservation_id": item["reservation_id"]["S"], "state": item["state"]["S"],
+                          "quantity": int(item["quantity"]["N"]), "takes": takes})
+        return holds
+
+    def assert_shards_reconciled(self, product: str, warehouse: str = "main", settle: float = 0) -> list[dict]:
+        """Invariant 2 per shard: each shard's reserved = what the ACTIVE holds' allocations took from
+        it, available = stock − reserved, and no hold took more or less than its quantity."""
+        deadline = time.monotonic() + settle
+        while True:
+            shards, holds, problems = self.shards(product, warehouse), self.allocations(product, warehouse), []
+            for hold in holds:
+                if sum(hold["takes"].values()) != hold["quantity"]:
+                    problems.append(f"hold {hold['reservation_id']} took {hold['takes']} for {hold['quantity']}")
+            for shard in shards:
+                active = sum(h["takes"].get(shard["shard"], 0) for h in holds if h["state"] == "ACTIVE")
+                if shard["reserved"] != active:
+                    problems.append(f"shard {shard['shard']}: reserved {shard['reserved']} but active holds {active}")
+                if shard["available"] != shard["stock"] - shard["reserved"]:
+                    problems.append(f"shard {shard['shard']}: {shard['available']} != {shard['stock']} - {shard['reserved']}")
+            if not problems or time.monotonic() >= deadline:
+                assert not problems, "; ".join(problems)
+                return shards
+            time.sleep(0.2)
+
     def put_stock_item(self, product_id: str, warehouse_id: str, stock: int, threshold: int, reserved: int = 0):
         """Writes a stock item directly, for a test's own product (the admin API comes later)."""
         self.dynamodb.put_item(TableName=self.description["stock_table"], Item={

@@ -967,17 +967,27 @@ impl DynamoStore {
                     (":now".to_owned(), s(&crate::time::rfc3339(now))),
                     (":change".to_owned(), change_record(update.kind(), actor, update.reason.as_deref(), None)),
                 ]);
-                let unchanged = if version_was == 0 {
-                    "attribute_exists(product_id) AND (attribute_not_exists(version) OR version = :zero)"
+                let mut unchanged = if version_was == 0 {
+                    "attribute_exists(product_id) AND (attribute_not_exists(version) OR version = :zero)".to_owned()
                 } else {
                     values.insert(":version".to_owned(), n(version_was));
-                    "version = :version"
+                    "version = :version".to_owned()
                 };
+                // Units taken off a shard must still be for sale there: holds go on while the admin
+                // writes (they do not change a version), and a shard taken below zero by a plan made
+                // before them would let the other shards sell its units twice. Only a write-down under
+                // the holds plans a shard below zero; then nothing may have been taken meanwhile.
+                if delta < 0 {
+                    let for_sale = read.map_or(0, |shard| shard.available_count);
+                    let floor = if for_sale + delta >= 0 { -delta } else { for_sale };
+                    values.insert(":floor".to_owned(), n(floor));
+                    unchanged.push_str(" AND available_count >= :floor");
+                }
                 let key = Self::shard_key(product, warehouse, k);
                 let item = if k == 0 {
                     let meta = meta_assignments(update, &mut values);
                     values.insert(":layout".to_owned(), to_attribute(&layout)?);
-                    let condition = if current.is_none() { "attribute_not_exists(product_id)" } else { unchanged };
+                    let condition = if current.is_none() { "attribute_not_exists(product_id)".to_owned() } else { unchanged };
                     let main = Update::builder()
                         .table_name(&self.config.stock_table)
                         .set_key(Some(key))
@@ -1031,7 +1041,7 @@ impl DynamoStore {
                     let mut check = ConditionCheck::builder()
                         .table_name(&self.config.stock_table)
                         .set_key(Some(key))
-                        .condition_expression(unchanged);
+                        .condition_expression(&unchanged);
                     check = if version_was == 0 {
                         check.expression_attribute_values(":zero", n(0))
                     } else {

@@ -87,6 +87,11 @@ def test_checkout_refuses_malformed_bodies(stack, tokens, product, body, mention
     ({"stock_count": 1, "owner": "me"}, "owner"),
     ({"adjust_by": 1, "expected_version": None}, "expected_version: must not be null"),
     ({"stock_count": 1, "warehouse_id": "no/slash"}, "warehouse_id"),
+    ({"shards": 0}, "shards must be from 1 to 32"),
+    ({"shards": 33}, "shards must be from 1 to 32"),
+    ({"shards": 2.5}, "shards"),
+    ({"shards": "4"}, "shards"),
+    ({"shards": None}, "shards"),
 ])
 def test_admin_refuses_malformed_changes(stack, tokens, product, body, mentions):
     body = {"warehouse_id": "main", **body} if "warehouse_id" not in body else body

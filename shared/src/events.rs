@@ -73,7 +73,9 @@ impl FromStreamRecord for HoldRecordRemoved {
 fn stock_image(item: &serde_dynamo::Item) -> Result<Option<StockLevel>, InventoryError> {
     use serde_dynamo::AttributeValue;
     let shard_of = match item.get("product_id") {
-        Some(AttributeValue::S(id)) => id.split_once('#').map(|(product, shard)| (product.to_owned(), shard.to_owned())),
+        Some(AttributeValue::S(id)) => {
+            id.split_once('#').map(|(product, shard)| (product.to_owned(), shard.to_owned()))
+        }
         _ => None,
     };
     let Some((product, shard)) = shard_of else { return image(item, "stock") };
@@ -132,7 +134,10 @@ mod tests {
                                       "version": {"N": "0"}, "sequence": {"N": "2"}}}
         }));
         let change = StockItemChanged::from_record(&change).unwrap().unwrap();
-        assert_eq!((change.new.product_id.as_str(), change.new.shard, change.new.available_count), ("SKU-1", Some(3), 3));
+        assert_eq!(
+            (change.new.product_id.as_str(), change.new.shard, change.new.available_count),
+            ("SKU-1", Some(3), 3)
+        );
         assert!(change.new.is_sharded() && change.old.is_none());
     }
 

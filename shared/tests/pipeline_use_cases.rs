@@ -384,3 +384,29 @@ async fn every_change_of_the_figures_is_one_history_entry_even_when_delivered_tw
     assert_eq!((page.items.len(), rest.items.len()), (2, 1));
     assert_eq!(rest.items[0].change.kind, ChangeKind::Set);
 }
+
+/// A record of one shard of a sharded item carries that shard's figures only: the consumer judges
+/// the item from all of it (read whole), never from the shard, and the alert names the product.
+#[tokio::test]
+async fn a_shard_record_is_judged_on_the_whole_item() {
+    let (store, publisher) = (MemoryStore::new(), MemoryPublisher::new());
+    shelve(&store, "SKU-1", "main", 10, 5).await;
+    hold(&store, 6, 1).await; // 4 for sale in all
+    store.take_stock_changes();
+    let mut whole = item(&store, "SKU-1", "main");
+    whole.sharding = Some(shared::domain::ShardLayout { count: 4, span: 4 });
+    // Shard 3 went from 1 unit for sale to none: alone it says "out of stock", the item is low.
+    let shard = |available| shared::domain::StockLevel {
+        shard: Some(3),
+        stock_count: 1,
+        reserved_count: 1 - available,
+        available_count: available,
+        threshold_level: 0,
+        ..whole.clone()
+    };
+    let change = StockItemChanged { old: Some(shard(1)), new: shard(0), sequence: "9".into(), recorded_at: T0 };
+    pipeline::on_stock_change(&store, &publisher, NO_DAMPING, &change, T0).await.unwrap();
+    let sent = publisher.sent();
+    assert_eq!(kinds(&publisher), [AlertType::LowStock]);
+    assert_eq!((sent[0].available, sent[0].stock_count, sent[0].product_id.as_str()), (4, 10, "SKU-1"));
+}

@@ -10,14 +10,13 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, CancellationReason, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 
 use super::{
-    AdminOutcome, AlertStore, ShardStore, DeletedHoldOutcome, EndOutcome, ExpiryStore, HoldStore, PlaceOutcome, ReconcileStore,
-    StockAdmin, StockPage, StockReader,
+    AdminOutcome, AlertStore, DeletedHoldOutcome, EndOutcome, ExpiryStore, HoldStore, PlaceOutcome, ReconcileStore,
+    ShardStore, StockAdmin, StockPage, StockReader,
 };
 use crate::admin::{StockChange, StockUpdate};
 use crate::alerts::AlertDecision;
@@ -242,7 +241,11 @@ impl DynamoStore {
     /// The item read whole, strongly consistent: the main item, and for a sharded one every shard
     /// in one TransactGetItems (serializable with the transactions that move units between shards,
     /// so the sums are right at any moment).
-    async fn read_whole(&self, product: &ProductId, warehouse: &WarehouseId) -> Result<Option<StockLevel>, InventoryError> {
+    async fn read_whole(
+        &self,
+        product: &ProductId,
+        warehouse: &WarehouseId,
+    ) -> Result<Option<StockLevel>, InventoryError> {
         let mut main: Option<StockLevel> =
             self.get_consistent(&self.config.stock_table, Self::stock_key(product, warehouse), "stock").await?;
         // Bounded: the span changes only by an admin's write.
@@ -261,7 +264,17 @@ impl DynamoStore {
                 continue;
             }
             let shards = items.iter().zip(0..span).map(|(item, k)| shard_figures(item.as_ref(), k)).collect();
-            return Ok(Some(crate::sharding::aggregate(read, shards)));
+            // The item changed when any of its shards last did (RFC 3339 UTC sorts as text).
+            let last_updated = items
+                .iter()
+                .flatten()
+                .filter_map(|item| item.get("last_updated").and_then(|v| v.as_s().ok()))
+                .max()
+                .cloned()
+                .unwrap_or_default();
+            let mut whole = crate::sharding::aggregate(read, shards);
+            whole.last_updated = last_updated;
+            return Ok(Some(whole));
         }
         Err(InventoryError::Unavailable { detail: format!("the shards of {product}/{warehouse} kept changing") })
     }
@@ -345,7 +358,9 @@ impl DynamoStore {
                     .condition_expression("#sequence = :sequence")
                     .expression_attribute_names("#sequence", "sequence")
                     .expression_attribute_values(":sequence", n(shard.sequence));
-                TransactWriteItem::builder().condition_check(check.build().expect("table, key and condition are set")).build()
+                TransactWriteItem::builder()
+                    .condition_check(check.build().expect("table, key and condition are set"))
+                    .build()
             })
             .collect()
     }
@@ -718,17 +733,21 @@ impl HoldStore for DynamoStore {
         for _ in 0..SPILL_ATTEMPTS {
             let Some(whole) = self.read_whole(product, warehouse).await? else { return Ok(PlaceOutcome::NoStockItem) };
             self.remember_shard_count(product, warehouse, whole.shard_count());
-            let takes = match crate::sharding::plan_spill(&crate::sharding::figures_of(&whole), first, hold.quantity.units()) {
-                Ok(takes) => takes,
-                Err(available) => return Ok(PlaceOutcome::Insufficient { available }),
-            };
+            let takes =
+                match crate::sharding::plan_spill(&crate::sharding::figures_of(&whole), first, hold.quantity.units()) {
+                    Ok(takes) => takes,
+                    Err(available) => return Ok(PlaceOutcome::Insufficient { available }),
+                };
             let sharded = whole.is_sharded();
             match self.try_place(hold, &takes, sharded, max_per_cart, request, actor).await? {
                 Placement::Done(outcome) => {
                     if outcome == PlaceOutcome::Placed && takes.len() > 1 {
                         tracing::info!(product_id = %product, warehouse_id = %warehouse, reservation_id = %hold.reservation_id,
                                        ?takes, "hold spilled over shards");
-                        crate::metrics::count(crate::metrics::Metric::HoldsSpilled, &[("product_id", product.as_str())]);
+                        crate::metrics::count(
+                            crate::metrics::Metric::HoldsSpilled,
+                            &[("product_id", product.as_str())],
+                        );
                     }
                     return Ok(outcome);
                 }
@@ -736,7 +755,9 @@ impl HoldStore for DynamoStore {
                 Placement::Short { .. } | Placement::Moved | Placement::NoItem => {}
             }
         }
-        Err(InventoryError::Unavailable { detail: format!("the shards of {product}/{warehouse} kept changing under the hold") })
+        Err(InventoryError::Unavailable {
+            detail: format!("the shards of {product}/{warehouse} kept changing under the hold"),
+        })
     }
 
     async fn reservation(&self, id: &ReservationId) -> Result<Option<Reservation>, InventoryError> {
@@ -918,7 +939,6 @@ impl DynamoStore {
         Ok(AdminOutcome::Refused(refused))
     }
 
-
     /// An admin write to a sharded item (or one that becomes sharded): all shards read together,
     /// the new total spread over them (`sharding::plan_admin`), and every shard written or checked
     /// in one transaction conditional on the `version` each was read at — holds do not change a
@@ -987,7 +1007,8 @@ impl DynamoStore {
                 let item = if k == 0 {
                     let meta = meta_assignments(update, &mut values);
                     values.insert(":layout".to_owned(), to_attribute(&layout)?);
-                    let condition = if current.is_none() { "attribute_not_exists(product_id)".to_owned() } else { unchanged };
+                    let condition =
+                        if current.is_none() { "attribute_not_exists(product_id)".to_owned() } else { unchanged };
                     let main = Update::builder()
                         .table_name(&self.config.stock_table)
                         .set_key(Some(key))
@@ -1047,7 +1068,8 @@ impl DynamoStore {
                     } else {
                         check.expression_attribute_values(":version", n(version_was))
                     };
-                    TransactWriteItem::builder().condition_check(check.build().expect("table, key and condition are set"))
+                    TransactWriteItem::builder()
+                        .condition_check(check.build().expect("table, key and condition are set"))
                 };
                 items.push(item.build());
             }
@@ -1099,9 +1121,10 @@ fn meta_assignments(update: &StockUpdate, values: &mut HashMap<String, Attribute
 /// The update without the values its expressions do not use (DynamoDB refuses those).
 fn without_unused_values(update: Update) -> Update {
     let used = format!("{} {}", update.update_expression(), update.condition_expression().unwrap_or_default());
-    let values = update.expression_attribute_values().cloned().map(|values| {
-        values.into_iter().filter(|(name, _)| used.contains(name.as_str())).collect::<HashMap<_, _>>()
-    });
+    let values = update
+        .expression_attribute_values()
+        .cloned()
+        .map(|values| values.into_iter().filter(|(name, _)| used.contains(name.as_str())).collect::<HashMap<_, _>>());
     let mut builder = Update::builder()
         .table_name(update.table_name())
         .set_key(Some(update.key().clone()))
@@ -1176,7 +1199,9 @@ impl StockAdmin for DynamoStore {
                 }
                 Some(key) => {
                     let last_key = (
-                        ProductId::parse(key.get(attr::PRODUCT_ID).and_then(|v| v.as_s().ok()).map_or("", String::as_str))?,
+                        ProductId::parse(
+                            key.get(attr::PRODUCT_ID).and_then(|v| v.as_s().ok()).map_or("", String::as_str),
+                        )?,
                         WarehouseId::parse(
                             key.get(attr::WAREHOUSE_ID).and_then(|v| v.as_s().ok()).map_or("", String::as_str),
                         )?,
@@ -1235,7 +1260,9 @@ impl ExpiryStore for DynamoStore {
                     .expression_attribute_values(":deleted_at", n(deleted_at))
                     .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
                 items.push(
-                    TransactWriteItem::builder().condition_check(check.build().expect("table, key and condition are set")).build(),
+                    TransactWriteItem::builder()
+                        .condition_check(check.build().expect("table, key and condition are set"))
+                        .build(),
                 );
                 items.len() - 1
             }
@@ -1502,7 +1529,10 @@ impl AlertStore for DynamoStore {
         let mut condition = if sharded {
             "attribute_exists(product_id) AND attribute_not_exists(pending_alert)".to_owned()
         } else {
-            format!("attribute_exists(product_id) AND {} AND attribute_not_exists(pending_alert)", unchanged_since(level))
+            format!(
+                "attribute_exists(product_id) AND {} AND attribute_not_exists(pending_alert)",
+                unchanged_since(level)
+            )
         };
         update = match level.status {
             Some(recorded) => {
@@ -1605,7 +1635,10 @@ impl ShardStore for DynamoStore {
         if moved {
             tracing::info!(product_id = %level.product_id, warehouse_id = %level.warehouse_id, from = plan.from,
                            to = plan.to, units = plan.units, "units moved between shards");
-            crate::metrics::count(crate::metrics::Metric::ShardRebalances, &[("product_id", level.product_id.as_str())]);
+            crate::metrics::count(
+                crate::metrics::Metric::ShardRebalances,
+                &[("product_id", level.product_id.as_str())],
+            );
         }
         Ok(moved)
     }

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    AdminOutcome, AlertPublisher, ShardStore, AlertStore, DeletedHoldOutcome, DigestClaim, DigestLog, DigestPublisher, EndOutcome,
-    ExpiryStore, HistoryStore, HoldStore, PlaceOutcome, ReconcileStore, SalesHistory, StockAdmin, StockPage,
-    StockReader,
+    AdminOutcome, AlertPublisher, AlertStore, DeletedHoldOutcome, DigestClaim, DigestLog, DigestPublisher, EndOutcome,
+    ExpiryStore, HistoryStore, HoldStore, PlaceOutcome, ReconcileStore, SalesHistory, ShardStore, StockAdmin,
+    StockPage, StockReader,
 };
 use crate::admin::{StockChange, StockUpdate};
 use crate::alerts::{Alert, AlertDecision};

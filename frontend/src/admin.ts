@@ -2,7 +2,7 @@
 import { ApiError, apiRequest, path } from "./api";
 import { currentSession, type Session, signInWithForm, signOut, SignInError } from "./auth";
 import { type Config, loadConfig } from "./config";
-import { ID_PATTERN, MAX_HOLD_QUANTITY, MAX_ID_LEN, MAX_REASON_LEN, MAX_STOCK } from "./limits";
+import { ID_PATTERN, MAX_HOLD_QUANTITY, MAX_ID_LEN, MAX_REASON_LEN, MAX_SHARDS, MAX_STOCK } from "./limits";
 import { LiveSocket, renderLiveIndicator, ShownSequences, type StockPush } from "./live";
 import { explain } from "./messages";
 import { newIdempotencyKey } from "./keys";
@@ -19,6 +19,7 @@ interface StockItem {
   available: number;
   threshold_level: number;
   max_per_cart: number;
+  shards: number; // partitions the stock is split over; the figures are their sums
   status: string;
   version: number;
   sequence?: number; // the item's write counter: only grows
@@ -37,9 +38,11 @@ interface HistoryEntry {
   reason?: string;
   before: Figures | null;
   after: Figures;
+  shard?: number; // a sharded item's entry: before and after are this shard's figures
 }
 
-type SortKey = "product_id" | "warehouse_id" | "stock_count" | "reserved_count" | "available" | "threshold_level" | "status";
+type SortKey =
+  "product_id" | "warehouse_id" | "stock_count" | "reserved_count" | "available" | "threshold_level" | "shards" | "status";
 
 let config: Config;
 let rows: StockItem[] = [];
@@ -76,6 +79,7 @@ const page = {
   editAmount: byId<HTMLInputElement>("edit-amount"),
   editThreshold: byId<HTMLInputElement>("edit-threshold"),
   editMaxPerCart: byId<HTMLInputElement>("edit-max-per-cart"),
+  editShards: byId<HTMLInputElement>("edit-shards"),
   editReason: byId<HTMLInputElement>("edit-reason"),
   editStatus: byId<HTMLParagraphElement>("edit-status"),
   addForm: byId<HTMLFormElement>("add-form"),
@@ -90,7 +94,7 @@ const page = {
 const CHANGE_WORDS: Record<string, string> = {
   set: "Stock set", adjust: "Stock adjusted", threshold: "Threshold changed", hold: "Held (cart)",
   released: "Released", committed: "Sold", expired: "Hold expired", reconciled: "Reconciled (counters repaired)",
-  limit: "Per-cart limit changed",
+  limit: "Per-cart limit changed", sharding: "Shards changed", rebalanced: "Rebalanced between shards",
 };
 
 const STATUS_WORDS: Record<string, string> = { IN_STOCK: "In stock", LOW_STOCK: "Low stock", OUT_OF_STOCK: "Out of stock" };
@@ -223,6 +227,7 @@ function rowElement(row: StockItem): HTMLTableRowElement {
     el("td", { class: "num", "data-column": "reserved_count" }, String(row.reserved_count)),
     el("td", { class: "num", "data-column": "available" }, String(row.available)),
     el("td", { class: "num", "data-column": "threshold_level" }, String(row.threshold_level)),
+    el("td", { class: "num", "data-column": "shards" }, String(row.shards)),
     el("td", {}, el("span", { class: "status", "data-status": row.status }, STATUS_WORDS[row.status] ?? row.status)),
     el("td", { class: "actions" }, change, past));
 }
@@ -304,9 +309,14 @@ function replaceRow(item: StockItem): void {
 
 // --- changing an item -------------------------------------------------------------------------------
 
+function shardCount(shards: number): string {
+  return shards === 1 ? "1 shard" : `${shards} shards`;
+}
+
 function describe(row: StockItem): string {
   return `Now: ${row.stock_count} on hand, ${row.reserved_count} reserved, ${row.available} available, ` +
-    `threshold ${row.threshold_level}, ${STATUS_WORDS[row.status] ?? row.status} (version ${row.version}).`;
+    `threshold ${row.threshold_level}, ${shardCount(row.shards)}, ` +
+    `${STATUS_WORDS[row.status] ?? row.status} (version ${row.version}).`;
 }
 
 function openEditor(row: StockItem): void {
@@ -318,6 +328,7 @@ function openEditor(row: StockItem): void {
     page.editForm.reset();
     page.editThreshold.value = String(row.threshold_level);
     page.editMaxPerCart.value = String(row.max_per_cart);
+    page.editShards.value = String(row.shards);
     say(page.editStatus, "");
   }
   show(page.editor, true);
@@ -348,8 +359,10 @@ function editBody(): Record<string, unknown> {
   if (threshold !== row?.threshold_level) body.threshold_level = threshold;
   const perCart = wholeNumber(page.editMaxPerCart, "Most per cart", 1, MAX_HOLD_QUANTITY);
   if (perCart !== row?.max_per_cart) body.max_per_cart = perCart;
-  if (!("stock_count" in body) && !("adjust_by" in body) && !("threshold_level" in body) && !("max_per_cart" in body)) {
-    throw new RangeError("Nothing to change: set or adjust the stock, or change the threshold or the most per cart.");
+  const shards = wholeNumber(page.editShards, "Shards", 1, MAX_SHARDS);
+  if (shards !== row?.shards) body.shards = shards;
+  if (!["stock_count", "adjust_by", "threshold_level", "max_per_cart", "shards"].some((field) => field in body)) {
+    throw new RangeError("Nothing to change: set or adjust the stock, or change the threshold, the most per cart or the shards.");
   }
   const reason = page.editReason.value.trim();
   if (!reason || reason.length > MAX_REASON_LEN) throw new RangeError(`Give a reason (up to ${MAX_REASON_LEN} characters).`);
@@ -385,7 +398,7 @@ async function saveEdit(event: SubmitEvent): Promise<void> {
     if (!saved) return;
     pendingChange = null;
     say(page.status, `Saved ${saved.product_id} in ${saved.warehouse_id}: ${saved.stock_count} on hand, ` +
-      `${saved.available} available, ${STATUS_WORDS[saved.status] ?? saved.status}.`, "ok");
+      `${saved.available} available, ${STATUS_WORDS[saved.status] ?? saved.status}, ${shardCount(saved.shards)}.`, "ok");
     editing = null;
     page.editForm.reset();
     show(page.editor, false);
@@ -456,6 +469,13 @@ function figures(f: Figures | null): string {
   return f ? `${f.stock_count}` : "–";
 }
 
+/** Which shard a sharded item's entry is of: its figures are that shard's, not the item's total. */
+function shardNote(shard: number | undefined): Node | null {
+  if (shard === undefined) return null;
+  return el("span", { class: "muted small", title: "The figures of this entry are this shard's; the table shows the item's sums." },
+    ` · shard ${shard}`);
+}
+
 async function openHistory(product: string, more = false): Promise<void> {
   if (!more) {
     historyOf = { product, cursor: null };
@@ -475,7 +495,7 @@ async function openHistory(product: string, more = false): Promise<void> {
     page.historyRows.append(...result.items.map((entry) => el("tr", { "data-kind": entry.kind },
       el("td", {}, new Date(entry.time).toLocaleString()),
       el("td", {}, entry.warehouse_id),
-      el("td", {}, CHANGE_WORDS[entry.kind] ?? entry.kind),
+      el("td", {}, CHANGE_WORDS[entry.kind] ?? entry.kind, shardNote(entry.shard)),
       el("td", {}, entry.actor),
       el("td", { class: "num" }, `${figures(entry.before)} → ${entry.after.stock_count}`),
       el("td", { class: "num" }, `${entry.before ? entry.before.available : "–"} → ${entry.after.available}`),
@@ -502,6 +522,7 @@ async function start(): Promise<void> {
     input.pattern = ID_PATTERN;
   }
   page.editReason.maxLength = MAX_REASON_LEN;
+  page.editShards.max = String(MAX_SHARDS);
   renderLive(false);
   byId<HTMLInputElement>("add-reason").maxLength = MAX_REASON_LEN;
 

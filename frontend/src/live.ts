@@ -20,6 +20,7 @@ export interface WarehouseFigures extends Figures {
   warehouse_id: string;
   max_per_cart: number;
   version: number;
+  shards: number; // the item's stock is split over this many partitions; the figures are their sums
 }
 
 /** A push: exactly GET /inventory/{id}'s body, plus its type. */

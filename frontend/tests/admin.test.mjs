@@ -170,3 +170,44 @@ test("adding an item that exists already is refused, not overwritten", async () 
   await page.locator("#add-status", { hasText: `Added ${product} in north with 99 on hand` }).waitFor();
   await row(page, product, "north").waitFor();
 });
+
+test("an item's shards are changed in the panel: the row shows the new number, the figures stay the sums", async () => {
+  const product = await newProduct({ main: [10, 2] });
+  const page = await openPage(browser, stack.admin_url);
+  await signIn(page, "admin");
+  await openEditor(page, product);
+  const shards = page.getByLabel("Shards", { exact: true });
+  const cell = (column) => row(page, product).locator(`[data-column="${column}"]`);
+  assert.equal(await cell("shards").textContent(), "1");
+  assert.equal(await shards.inputValue(), "1");
+  const requests = recordRequests(page);
+  await page.getByLabel("Reason (kept with the change)").fill("flash sale");
+  // Out of range: the page refuses it without asking the API.
+  for (const outOfRange of ["0", "33"]) {
+    await shards.fill(outOfRange);
+    await page.getByRole("button", { name: "Save" }).click();
+    assert.equal(await shards.evaluate((input) => input.validity.valid), false, `${outOfRange} shards`);
+    assert.equal(await page.locator("#editor").isVisible(), true);
+  }
+  await shards.fill("4");
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.locator("#page-status", { hasText: `Saved ${product} in main: 10 on hand, 10 available, In stock, 4 shards.` })
+    .waitFor();
+  await cell("shards").filter({ hasText: "4" }).waitFor();
+  assert.deepEqual(await Promise.all(["stock_count", "reserved_count", "available"].map((column) => cell(column).textContent())),
+    ["10", "0", "10"]);
+  // The one change that left the page is the valid one.
+  const changes = (await requests.all()).filter((request) => request.method === "PUT");
+  assert.deepEqual(changes.map((request) => JSON.parse(request.body)),
+    [{ warehouse_id: "main", expected_version: 1, shards: 4, reason: "flash sale" }]);
+  const item = (await availability(product)).warehouses[0];
+  assert.deepEqual([item.shards, item.stock_count, item.available], [4, 10, 10]);
+  // The history tells which shard each entry's figures are of.
+  await eventually(async () => {
+    await page.getByRole("button", { name: `History of ${product}` }).click();
+    await page.locator("#history-rows tr[data-kind=sharding]", { hasText: "shard 0" }).waitFor({ timeout: 1000 });
+  });
+  assert.match(await page.locator("#history-rows tr[data-kind=sharding]", { hasText: "shard 0" }).textContent(),
+    /Shards changed · shard 0.*10 → \d+.*flash sale/);
+  assert.deepEqual(page.errors, []);
+});

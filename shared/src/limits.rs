@@ -79,6 +79,7 @@ mod tests {
         assert_eq!(declared("MAX_ID_LEN"), MAX_ID_LEN.to_string());
         assert_eq!(declared("MAX_HOLD_QUANTITY"), MAX_HOLD_QUANTITY.to_string());
         assert_eq!(declared("MAX_STOCK"), MAX_STOCK.to_string());
+        assert_eq!(declared("MAX_SHARDS"), MAX_SHARDS.to_string());
         assert_eq!(declared("MAX_REASON_LEN"), MAX_REASON_LEN.to_string());
         let punctuation: String = ID_PUNCTUATION.iter().collect();
         let pattern = declared("ID_PATTERN");

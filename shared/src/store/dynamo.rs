@@ -1038,7 +1038,10 @@ impl DynamoStore {
                                     ("version".to_owned(), n(0)),
                                     ("sequence".to_owned(), n(1)),
                                     ("last_updated".to_owned(), s(&crate::time::rfc3339(now))),
-                                    ("last_change".to_owned(), change_record(update.kind(), actor, None, None)),
+                                    (
+                                        "last_change".to_owned(),
+                                        change_record(update.kind(), actor, update.reason.as_deref(), None),
+                                    ),
                                 ])
                                 .collect(),
                         ))

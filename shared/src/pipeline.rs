@@ -54,7 +54,12 @@ pub async fn on_stock_change(
         return Ok(StockRecordOutcome::Ignored);
     };
     whole.last_change = change.new.last_change.clone();
-    rebalance(store, &whole, now).await?;
+    // Best effort: a move that keeps losing to holds is tried again on the item's next record, and
+    // must not hold back its alerts or fail the record.
+    if let Err(err) = rebalance(store, &whole, now).await {
+        tracing::warn!(product_id = %whole.product_id, warehouse_id = %whole.warehouse_id, error = %err,
+                       "rebalancing the shards failed; the next change tries again");
+    }
     settle_alert(store, publisher, policy, whole, now).await.map(StockRecordOutcome::Settled)
 }
 

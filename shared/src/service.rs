@@ -76,9 +76,9 @@ async fn place_hold(
     let id = ReservationId::random();
     let quantity = request.quantity.units();
     for _ in 0..PLACE_ROUNDS {
-        // One strongly consistent read: the warehouses to try and the item's units per cart. Whether
-        // the units are for sale is decided by the transaction's condition, not by this read.
-        let mut levels = store.stock_levels(&product, request.warehouse_id.as_ref()).await?;
+        // One read: the warehouses to try and the item's units per cart. Whether the units are for
+        // sale is decided by the transaction's condition, not by this read.
+        let mut levels = store.hold_targets(&product, request.warehouse_id.as_ref()).await?;
         if levels.is_empty() {
             return Err(InventoryError::ProductNotFound {
                 message: match &request.warehouse_id {

@@ -83,21 +83,33 @@ pub fn plan_spill(shards: &[ShardFigures], first: u32, quantity: i64) -> Result<
 /// An admin write to a sharded item: the change of each shard's `stock_count` (index 0 to
 /// `layout.span - 1`) that makes the total `total_stock` and spreads the units for sale evenly over
 /// the `layout.count` shards holds are taken from; shards above the count keep only their holds'
-/// units. Each shard's reserved units stay where they are (its holds will return them there).
+/// units. Each shard's reserved units stay where they are (its holds will return them there). A
+/// count below the units held (a write-down under the holds) leaves each shard's shelf between zero
+/// and its own holds' units, so a checkout's guard on its shard's shelf still sells no unit the
+/// item does not have.
 pub fn plan_admin(shards: &[ShardFigures], layout: ShardLayout, total_stock: i64) -> Vec<i64> {
-    let reserved = |k: u32| shards.iter().find(|s| s.index == k).map_or(0, |s| s.reserved_count);
+    let reserved = |k: u32| shards.iter().find(|s| s.index == k).map_or(0, |s| s.reserved_count.max(0));
     let stock = |k: u32| shards.iter().find(|s| s.index == k).map_or(0, |s| s.stock_count);
-    let all_reserved: i64 = shards.iter().map(|s| s.reserved_count).sum();
+    let all_reserved: i64 = (0..layout.span.max(layout.count)).map(reserved).sum();
     let for_sale = total_stock - all_reserved;
     let count = i64::from(layout.count.max(1));
+    let mut shelf_left = total_stock;
     (0..layout.span.max(layout.count))
         .map(|k| {
-            let share = if k < layout.count {
-                for_sale.div_euclid(count) + i64::from(i64::from(k) < for_sale.rem_euclid(count))
+            let shelf = if for_sale >= 0 {
+                let share = if k < layout.count {
+                    for_sale.div_euclid(count) + i64::from(i64::from(k) < for_sale.rem_euclid(count))
+                } else {
+                    0
+                };
+                reserved(k) + share
             } else {
-                0
+                // Fewer on the shelf than held: each shard keeps at most its own holds' units.
+                let kept = reserved(k).min(shelf_left.max(0));
+                shelf_left -= kept;
+                kept
             };
-            reserved(k) + share - stock(k)
+            shelf - stock(k)
         })
         .collect()
 }
@@ -217,11 +229,20 @@ mod tests {
     }
 
     #[test]
-    fn a_write_down_below_the_holds_is_spread_too() {
+    fn a_write_down_below_the_holds_never_takes_a_shelf_below_zero() {
         let now = shards(&[0, 0]); // stock 1+1, reserved 1+1
         let deltas = plan_admin(&now, ShardLayout { count: 2, span: 2 }, 1);
-        assert_eq!(deltas.iter().sum::<i64>(), -1);
         assert_eq!(deltas, vec![0, -1]);
+        // Nothing left: every shelf at zero, none below (a checkout's guard on its shard refuses).
+        let mut held = shards(&[0, 0, 0]);
+        held[1].reserved_count = 2;
+        held[1].stock_count = 2;
+        let deltas = plan_admin(&held, ShardLayout { count: 4, span: 4 }, 0);
+        let after: Vec<i64> = (0..4).map(|k| held.get(k).map_or(0, |s| s.stock_count) + deltas[k]).collect();
+        assert_eq!(after, vec![0, 0, 0, 0]);
+        let deltas = plan_admin(&held, ShardLayout { count: 4, span: 4 }, 3);
+        let after: Vec<i64> = (0..4).map(|k| held.get(k).map_or(0, |s| s.stock_count) + deltas[k]).collect();
+        assert_eq!(after, vec![1, 2, 0, 0], "shelves within their holds, summing to the count");
     }
 
     #[test]

@@ -86,6 +86,10 @@ const SPILL_ATTEMPTS: usize = 4;
 /// Shard counts of items, and when each was read.
 type ShardCounts = Arc<Mutex<HashMap<(ProductId, WarehouseId), (u32, Instant)>>>;
 
+/// The items holds of a product (in a warehouse, or in any) may go to, when one of them is sharded,
+/// and when they were read.
+type HoldTargets = Arc<Mutex<HashMap<(ProductId, Option<WarehouseId>), (Vec<StockLevel>, Instant)>>>;
+
 /// The DynamoDB tables of the service.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
@@ -93,11 +97,13 @@ pub struct DynamoStore {
     config: Config,
     /// Shard counts of items this instance placed holds on, and when each was read.
     layouts: ShardCounts,
+    /// What holds of a sharded item read (its main item), kept for [`LAYOUT_TTL`].
+    targets: HoldTargets,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, config: Config) -> Self {
-        Self { client, config, layouts: Arc::default() }
+        Self { client, config, layouts: Arc::default(), targets: Arc::default() }
     }
 
     fn stock_key(product: &ProductId, warehouse: &WarehouseId) -> HashMap<String, AttributeValue> {
@@ -573,6 +579,55 @@ fn sweep_shard(id: &ReservationId) -> String {
 
 #[async_trait::async_trait]
 impl StockReader for DynamoStore {
+    async fn hold_targets(
+        &self,
+        product: &ProductId,
+        warehouse: Option<&WarehouseId>,
+    ) -> Result<Vec<StockLevel>, InventoryError> {
+        let key = (product.clone(), warehouse.cloned());
+        let cached = self.targets.lock().ok().and_then(|targets| targets.get(&key).cloned());
+        if let Some((levels, read_at)) = cached {
+            if read_at.elapsed() < LAYOUT_TTL {
+                return Ok(levels);
+            }
+        }
+        // The main items only, strongly consistent: an item of one shard is read as always.
+        let levels: Vec<StockLevel> = match warehouse {
+            Some(warehouse) => self
+                .get_consistent(&self.config.stock_table, Self::stock_key(product, warehouse), "stock")
+                .await?
+                .into_iter()
+                .collect(),
+            None => {
+                let items = self
+                    .client
+                    .query()
+                    .table_name(&self.config.stock_table)
+                    .key_condition_expression(format!("{} = :product", attr::PRODUCT_ID))
+                    .expression_attribute_values(":product", s(product.as_str()))
+                    .consistent_read(true);
+                serde_dynamo::from_items(all_items(items).await?)
+                    .map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))?
+            }
+        };
+        let levels: Vec<StockLevel> = levels
+            .into_iter()
+            .map(|mut level| {
+                self.remember_shard_count(&level.product_id, &level.warehouse_id, level.shard_count());
+                if level.is_sharded() {
+                    level.available_count = super::MAY_COVER;
+                }
+                level
+            })
+            .collect();
+        if levels.iter().any(StockLevel::is_sharded) {
+            if let Ok(mut targets) = self.targets.lock() {
+                targets.insert(key, (levels.clone(), Instant::now()));
+            }
+        }
+        Ok(levels)
+    }
+
     async fn stock_levels(
         &self,
         product: &ProductId,
@@ -1093,10 +1148,8 @@ impl DynamoStore {
                     current: self.read_whole(product, warehouse).await?,
                 });
             }
-            if update.expected_version.is_some() {
-                return Ok(AdminOutcome::Refused(self.read_whole(product, warehouse).await?));
-            }
-            // A checkout or another admin write moved a shard since the read: read again.
+            // A checkout, another admin write or a hold on a shard losing units moved something since
+            // the read: read again (a version that is no longer the expected one is refused there).
         }
         Err(InventoryError::Unavailable { detail: format!("the shards of {product}/{warehouse} kept changing") })
     }
@@ -1187,8 +1240,14 @@ impl StockAdmin for DynamoStore {
             // One malformed item must not stop the admin list or the backstop: skip it, loudly.
             for item in output.items().iter().filter(|item| !is_shard_item(item)) {
                 match serde_dynamo::from_item::<_, StockLevel>(item.clone()) {
+                    // Its shards read together may keep being cancelled while a sale writes them: one
+                    // such item must not stop the page either.
                     Ok(level) if level.is_sharded() => {
-                        items.extend(self.read_whole(&level.product_id, &level.warehouse_id).await?)
+                        match self.read_whole(&level.product_id, &level.warehouse_id).await {
+                            Ok(whole) => items.extend(whole),
+                            Err(err) => tracing::error!(product_id = %level.product_id, warehouse_id = %level.warehouse_id,
+                                                        error = %err, "skipping a sharded item its shards could not be read"),
+                        }
                     }
                     Ok(level) => items.push(level),
                     Err(err) => tracing::error!(key = ?(item.get(attr::PRODUCT_ID), item.get(attr::WAREHOUSE_ID)),
@@ -1442,13 +1501,15 @@ impl ReconcileStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Units the item's ACTIVE holds take from each of its shards (from their allocations, in the
-    /// `active-by-item` index).
+    /// Units the item's ACTIVE holds take from each of its shards: the holds from the `active-by-item`
+    /// index, their allocations from their records (the index does not project them; reading them is
+    /// for repairs of sharded items only, which are rare).
     async fn active_units_by_shard(
         &self,
         product: &ProductId,
         warehouse: &WarehouseId,
     ) -> Result<HashMap<u32, i64>, InventoryError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
         let holds = self
             .client
             .query()
@@ -1456,15 +1517,49 @@ impl DynamoStore {
             .index_name(ACTIVE_BY_ITEM_INDEX)
             .key_condition_expression("active_item = :item")
             .expression_attribute_values(":item", s(&active_item(product, warehouse)));
+        let keys: Vec<HashMap<String, AttributeValue>> = all_items(holds)
+            .await?
+            .iter()
+            .filter_map(|hold| hold.get(attr::RESERVATION_ID).cloned())
+            .map(|id| HashMap::from([(attr::RESERVATION_ID.to_owned(), id)]))
+            .collect();
         let mut by_shard = HashMap::new();
-        for hold in all_items(holds).await? {
-            let takes: Vec<ShardTake> = match hold.get("allocation") {
-                Some(allocation) => serde_dynamo::from_attribute_value(allocation.clone())
-                    .map_err(|err| InventoryError::internal(format!("malformed hold allocation: {err}")))?,
-                None => vec![ShardTake { shard: 0, units: number(&hold, attr::QUANTITY) }],
-            };
-            for take in takes {
-                *by_shard.entry(take.shard).or_insert(0) += take.units;
+        for chunk in keys.chunks(100) {
+            let mut wanted = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.to_vec()))
+                    .consistent_read(true)
+                    .build()
+                    .expect("keys are set"),
+            );
+            // Bounded: DynamoDB hands back what it could not read (throttling) to ask again.
+            for _ in 0..8 {
+                let Some(batch) = wanted.take() else { break };
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.config.reservations_table, batch)
+                    .send()
+                    .await
+                    .map_err(InventoryError::from_sdk)?;
+                for hold in output.responses().and_then(|r| r.get(&self.config.reservations_table)).into_iter().flatten() {
+                    // Only holds still ACTIVE: one that ended since the query gave its units back.
+                    if hold.get(attr::STATE).and_then(|v| v.as_s().ok()).map(String::as_str) != Some("ACTIVE") {
+                        continue;
+                    }
+                    let hold: Reservation = item_of(hold, "reservation")?;
+                    for take in hold.takes() {
+                        *by_shard.entry(take.shard).or_insert(0) += take.units;
+                    }
+                }
+                wanted = output
+                    .unprocessed_keys()
+                    .and_then(|left| left.get(&self.config.reservations_table))
+                    .filter(|left| !left.keys().is_empty())
+                    .cloned();
+            }
+            if wanted.is_some() {
+                return Err(InventoryError::Unavailable { detail: "reading the holds' allocations was throttled".into() });
             }
         }
         Ok(by_shard)

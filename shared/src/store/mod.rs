@@ -37,7 +37,7 @@ pub mod subscriptions;
 
 /// Reads the stock counters of a product.
 #[async_trait]
-pub trait StockReader {
+pub trait StockReader: Sync {
     /// Every warehouse's counters for the product (or just `warehouse`'s), strongly consistent,
     /// ordered by warehouse id. Empty when there are none.
     async fn stock_levels(
@@ -45,7 +45,24 @@ pub trait StockReader {
         product: &ProductId,
         warehouse: Option<&WarehouseId>,
     ) -> Result<Vec<StockLevel>, InventoryError>;
+
+    /// The items a hold may be placed on (all warehouses, or just `warehouse`'s), for their settings
+    /// (units per cart) and to order the warehouses by units for sale; whether a hold fits is the
+    /// placing transaction's to decide. `stock_levels` by default. The DynamoDB adapter reads a
+    /// sharded item's main item only, and keeps it a moment: every hold of a flash sale reading all
+    /// shards, or the one main item, would make reads the bottleneck the shards remove. A sharded
+    /// item's `available_count` is then unknown, given as [`MAY_COVER`] (tried first).
+    async fn hold_targets(
+        &self,
+        product: &ProductId,
+        warehouse: Option<&WarehouseId>,
+    ) -> Result<Vec<StockLevel>, InventoryError> {
+        self.stock_levels(product, warehouse).await
+    }
 }
+
+/// What `hold_targets` gives as a sharded item's units for sale: unknown here, and it may cover.
+pub const MAY_COVER: i64 = i64::MAX;
 
 /// What placing a hold came to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import lambda_floor
+from bench import lambda_floor, sharded
 from bench.hot_item import HotItem
 from bench.lapsed_holds import lapsed_holds_table
 from bench.live_push import live_push_table
@@ -217,6 +217,7 @@ def main() -> int:
     # Not 1,000: the local AWS keeps a function process per open WebSocket connection (table 7's text).
     live_cases = [(1, 1), (2, 1)] if args.smoke else [(1, 1), (10, 1), (100, 1), (100, 10), (100, 100)]
     live_samples = 2 if args.smoke else 10
+    sharded_sizes = sharded.SMOKE if args.smoke else sharded.FULL
 
     print("==> 1. Lambda floor", flush=True)
     floor, floor_facts = floor_table(runs, invocations)
@@ -242,6 +243,8 @@ def main() -> int:
         lapsed, lapsed_facts = lapsed_holds_table(stack, lapsed_products, lapsed_holds)
         print("==> 7. live pushes", flush=True)
         live, _ = live_push_table(stack, live_cases, live_samples)
+        print("==> 8. flash sale on one SKU: sharded stock", flush=True)
+        sharded_parts, sharded_facts = sharded.sharded_table(stack, admin, price=PRICE, **sharded_sizes)
     finally:
         stack_tool.stop_ministack(state_dir)
 
@@ -252,7 +255,8 @@ def main() -> int:
         floor=floor, handler_cpu=handler_cpu, hot=hot, pipeline=pipeline, cost=cost, lapsed=lapsed, live=live, live_samples=live_samples, reserve_ms=f"{duration:.1f}", extra_ms=f"{extra:.1f}",
         worst_init=floor_facts["worst"]["init"][1], worst_init_ratio=f"{floor_facts['worst']['init'][0]:.1f}",
         worst_warm=floor_facts["worst"]["warm"][1], worst_warm_ratio=f"{floor_facts['worst']['warm'][0]:.2f}",
-        runs=runs, invocations=invocations, requests=requests, repeats=repeats, samples=samples)
+        runs=runs, invocations=invocations, requests=requests, repeats=repeats, samples=samples,
+        **sharded.template_fields(sharded_parts, sharded_facts))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(f"==> wrote {args.out}")

@@ -8,5 +8,5 @@ async fn main() -> Result<(), Error> {
     let (store, publisher) = shared::entrypoint::stores_with_publisher().await?;
     let shoppers = shared::entrypoint::shopper_mail().await?;
     let state = (store, publisher, shared::config::alert_policy()?, shoppers);
-    shared::entrypoint::serve_stream(&state, stock_events::handler).await
+    shared::entrypoint::serve_stock_batches(&state, stock_events::handler).await
 }

@@ -1245,8 +1245,10 @@ impl StockAdmin for DynamoStore {
                     Ok(level) if level.is_sharded() => {
                         match self.read_whole(&level.product_id, &level.warehouse_id).await {
                             Ok(whole) => items.extend(whole),
-                            Err(err) => tracing::error!(product_id = %level.product_id, warehouse_id = %level.warehouse_id,
-                                                        error = %err, "skipping a sharded item its shards could not be read"),
+                            Err(err) => {
+                                tracing::error!(product_id = %level.product_id, warehouse_id = %level.warehouse_id,
+                                                        error = %err, "skipping a sharded item its shards could not be read")
+                            }
                         }
                     }
                     Ok(level) => items.push(level),
@@ -1542,7 +1544,9 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(InventoryError::from_sdk)?;
-                for hold in output.responses().and_then(|r| r.get(&self.config.reservations_table)).into_iter().flatten() {
+                for hold in
+                    output.responses().and_then(|r| r.get(&self.config.reservations_table)).into_iter().flatten()
+                {
                     // Only holds still ACTIVE: one that ended since the query gave its units back.
                     if hold.get(attr::STATE).and_then(|v| v.as_s().ok()).map(String::as_str) != Some("ACTIVE") {
                         continue;
@@ -1559,7 +1563,9 @@ impl DynamoStore {
                     .cloned();
             }
             if wanted.is_some() {
-                return Err(InventoryError::Unavailable { detail: "reading the holds' allocations was throttled".into() });
+                return Err(InventoryError::Unavailable {
+                    detail: "reading the holds' allocations was throttled".into(),
+                });
             }
         }
         Ok(by_shard)

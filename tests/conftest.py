@@ -112,9 +112,10 @@ FILE_SECONDS = {
     "tests/test_fuzz.py": 190, "tests/test_stream_failures.py": 135, "tests/test_pipeline.py": 93,
     "tests/test_counters.py": 78, "tests/test_chaos.py": 56, "tests/test_nemesis.py": 50,
     "tests/test_browser.py": 45, "tests/test_alert_damping.py": 35, "tests/test_fidelity.py": 26,
-    "tests/test_back_in_stock.py": 25, "tests/test_scenarios.py": 22, "tests/test_operations.py": 12,
+    "tests/test_back_in_stock.py": 25, "tests/test_scenarios.py": 40, "tests/test_operations.py": 12,
     "tests/test_holds.py": 12, "tests/test_digest.py": 9, "tests/test_bad_input.py": 7, "tests/test_admin.py": 7,
     "tests/test_concurrency.py": 4, "tests/test_holders.py": 4, "tests/test_live.py": 20,
+    "tests/test_sharding.py": 60,
 }
 
 

@@ -285,6 +285,28 @@ impl DynamoStore {
         Err(InventoryError::Unavailable { detail: format!("the shards of {product}/{warehouse} kept changing") })
     }
 
+    /// The product's main items (every warehouse's, or just `warehouse`'s), strongly consistent;
+    /// for a sharded one, only its shard 0's figures.
+    async fn main_items(
+        &self,
+        product: &ProductId,
+        warehouse: Option<&WarehouseId>,
+    ) -> Result<Vec<StockLevel>, InventoryError> {
+        if let Some(warehouse) = warehouse {
+            let key = Self::stock_key(product, warehouse);
+            return Ok(self.get_consistent(&self.config.stock_table, key, "stock").await?.into_iter().collect());
+        }
+        let items = self
+            .client
+            .query()
+            .table_name(&self.config.stock_table)
+            .key_condition_expression(format!("{} = :product", attr::PRODUCT_ID))
+            .expression_attribute_values(":product", s(product.as_str()))
+            .consistent_read(true);
+        serde_dynamo::from_items(all_items(items).await?)
+            .map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))
+    }
+
     /// TransactGetItems, retried while a transaction writing one of the items cancels it.
     async fn transact_get(
         &self,
@@ -591,25 +613,8 @@ impl StockReader for DynamoStore {
                 return Ok(levels);
             }
         }
-        // The main items only, strongly consistent: an item of one shard is read as always.
-        let levels: Vec<StockLevel> = match warehouse {
-            Some(warehouse) => self
-                .get_consistent(&self.config.stock_table, Self::stock_key(product, warehouse), "stock")
-                .await?
-                .into_iter()
-                .collect(),
-            None => {
-                let items = self
-                    .client
-                    .query()
-                    .table_name(&self.config.stock_table)
-                    .key_condition_expression(format!("{} = :product", attr::PRODUCT_ID))
-                    .expression_attribute_values(":product", s(product.as_str()))
-                    .consistent_read(true);
-                serde_dynamo::from_items(all_items(items).await?)
-                    .map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))?
-            }
-        };
+        // The main items only: an item of one shard is read as always.
+        let levels = self.main_items(product, warehouse).await?;
         let levels: Vec<StockLevel> = levels
             .into_iter()
             .map(|mut level| {
@@ -633,23 +638,9 @@ impl StockReader for DynamoStore {
         product: &ProductId,
         warehouse: Option<&WarehouseId>,
     ) -> Result<Vec<StockLevel>, InventoryError> {
-        if let Some(warehouse) = warehouse {
-            // One item: a strongly consistent read (what a conditional write will see).
-            return Ok(self.read_whole(product, warehouse).await?.into_iter().collect());
-        }
-        let items = self
-            .client
-            .query()
-            .table_name(&self.config.stock_table)
-            .key_condition_expression(format!("{} = :product", attr::PRODUCT_ID))
-            .expression_attribute_values(":product", s(product.as_str()))
-            // GET must show what a reserve would see: never a stale replica.
-            .consistent_read(true);
-        let items = all_items(items).await?;
-        let mut levels = Vec::with_capacity(items.len());
-        for level in serde_dynamo::from_items::<_, StockLevel>(items)
-            .map_err(|err| InventoryError::internal(format!("malformed stock item: {err}")))?
-        {
+        // GET must show what a reserve would see: strongly consistent, never a stale replica.
+        let mut levels = Vec::new();
+        for level in self.main_items(product, warehouse).await? {
             // A sharded warehouse is read again whole: its main item holds one shard's figures.
             if level.is_sharded() {
                 levels.extend(self.read_whole(product, &level.warehouse_id).await?);

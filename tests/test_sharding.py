@@ -160,7 +160,7 @@ def test_the_rebalancer_refills_a_shard_that_ran_low(stack, tokens, new_product)
                     "UpdateExpression": move, "ExpressionAttributeNames": {"#s": "sequence"},
                     "ExpressionAttributeValues": {":d": {"N": str(d)}, ":one": {"N": "1"}}}}
         for k, d in ((1, -10), (2, 10))])
-    assert [s["available"] for s in stack.shards(product)] == [10, 0, 20, 10]
+    # (Not asserted in between: the rebalancer may already have acted on the move's own records.)
     shards = wait_for(lambda: (s := stack.shards(product))[1]["available"] > 0 and s, timeout=20,
                       what="the rebalancer to refill shard 1")
     assert sum(s["available"] for s in shards) == 40 and stack.levels(product) == {"main": (40, 0, 40)}
